@@ -1,0 +1,93 @@
+"""An asyncio client for the Nexudus REST API, with a quota-aware bulk creator."""
+
+from __future__ import annotations
+
+from ._errors import (
+    APIStatusError,
+    AuthenticationError,
+    AuthError,
+    BadRequestError,
+    ClientStateError,
+    ConflictError,
+    ConnectError,
+    FieldProblem,
+    NexudusError,
+    NotFoundError,
+    OutcomeUnknownError,
+    PermissionDeniedError,
+    ProtocolError,
+    RecordValidationError,
+    RequestTimeoutError,
+    ServerError,
+    ThrottledError,
+    TransportError,
+    UnsuccessfulError,
+    ValidationError,
+    WireFormatError,
+)
+from ._models import (
+    Command,
+    CommandParameter,
+    CommandParameterSpec,
+    FieldError,
+    ImportFile,
+    ImportFileCreate,
+    ImportFileUpdate,
+    Page,
+    SortDirection,
+    Token,
+    WriteResult,
+)
+from ._validate import validate_create, validate_update
+from ._version import __version__
+
+__all__ = [
+    "APIStatusError",
+    "AuthError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientStateError",
+    "Command",
+    "CommandParameter",
+    "CommandParameterSpec",
+    "ConflictError",
+    "ConnectError",
+    "FieldError",
+    "FieldProblem",
+    "ImportFile",
+    "ImportFileCreate",
+    "ImportFileUpdate",
+    "NexudusError",
+    "NotFoundError",
+    "OutcomeUnknownError",
+    "Page",
+    "PermissionDeniedError",
+    "ProtocolError",
+    "RecordValidationError",
+    "RequestTimeoutError",
+    "ServerError",
+    "SortDirection",
+    "ThrottledError",
+    "Token",
+    "TransportError",
+    "UnsuccessfulError",
+    "ValidationError",
+    "WireFormatError",
+    "WriteResult",
+    "__version__",
+    "validate_create",
+    "validate_update",
+]
+
+
+def _publish() -> None:
+    # Tracebacks show the public path (nexudus_async.ThrottledError), not the private
+    # module. Only exceptions: attrs models resolve their string annotations through
+    # their module's globals, so their __module__ must stay where they were defined.
+    for name in __all__:
+        obj = globals()[name]
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            obj.__module__ = __name__
+
+
+_publish()
