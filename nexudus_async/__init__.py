@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from ._auth import (
+    BasicAuth,
+    BearerAuth,
+    FileTokenStore,
+    PasswordAuth,
+    TokenStore,
+)
+from ._client import (
+    NexudusClient,
+)
 from ._errors import (
     APIStatusError,
     AuthenticationError,
@@ -11,11 +21,15 @@ from ._errors import (
     ConflictError,
     ConnectError,
     FieldProblem,
+    HostNotFoundError,
+    InputFileError,
+    JournalError,
     NexudusError,
     NotFoundError,
     OutcomeUnknownError,
     PermissionDeniedError,
     ProtocolError,
+    QuotaExhaustedError,
     RecordValidationError,
     RequestTimeoutError,
     ServerError,
@@ -24,6 +38,10 @@ from ._errors import (
     UnsuccessfulError,
     ValidationError,
     WireFormatError,
+)
+from ._limiter import (
+    RateLimits,
+    Window,
 )
 from ._models import (
     Command,
@@ -38,14 +56,27 @@ from ._models import (
     Token,
     WriteResult,
 )
-from ._validate import validate_create, validate_update
-from ._version import __version__
+from ._resource import (
+    ImportFiles,
+)
+from ._retry import (
+    RetryPolicy,
+)
+from ._validate import (
+    validate_create,
+    validate_update,
+)
+from ._version import (
+    __version__,
+)
 
 __all__ = [
     "APIStatusError",
     "AuthError",
     "AuthenticationError",
     "BadRequestError",
+    "BasicAuth",
+    "BearerAuth",
     "ClientStateError",
     "Command",
     "CommandParameter",
@@ -54,24 +85,36 @@ __all__ = [
     "ConnectError",
     "FieldError",
     "FieldProblem",
+    "FileTokenStore",
+    "HostNotFoundError",
     "ImportFile",
     "ImportFileCreate",
     "ImportFileUpdate",
+    "ImportFiles",
+    "InputFileError",
+    "JournalError",
+    "NexudusClient",
     "NexudusError",
     "NotFoundError",
     "OutcomeUnknownError",
     "Page",
+    "PasswordAuth",
     "PermissionDeniedError",
     "ProtocolError",
+    "QuotaExhaustedError",
+    "RateLimits",
     "RecordValidationError",
     "RequestTimeoutError",
+    "RetryPolicy",
     "ServerError",
     "SortDirection",
     "ThrottledError",
     "Token",
+    "TokenStore",
     "TransportError",
     "UnsuccessfulError",
     "ValidationError",
+    "Window",
     "WireFormatError",
     "WriteResult",
     "__version__",

@@ -1,0 +1,299 @@
+"""Tests for the SQLite journal of per-record state."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from nexudus_async import _journal
+from nexudus_async._errors import JournalError
+from nexudus_async._journal import JOURNAL_STATES, Journal
+
+BIG_ID = 2**70
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    opened = Journal(tmp_path / "run.journal.sqlite")
+    yield opened
+    opened.close()
+
+
+def _killed_after(path: Path, steps: str) -> None:
+    """Run steps on a journal in a child process that then dies by SIGKILL."""
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from nexudus_async._journal import Journal
+        journal = Journal({str(path)!r})
+        {steps}
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], timeout=30, check=False)
+    assert done.returncode == -signal.SIGKILL
+
+
+class TestStates:
+    def test_unknown_key(self, journal: Journal) -> None:
+        """A key the journal never saw has no entry."""
+        assert journal.state("nope") is None
+
+    def test_sending_then_created(self, journal: Journal) -> None:
+        """An entry moves from sending to created and keeps its lookup fields."""
+        before = datetime.now(timezone.utc)
+        journal.mark_sending("k1", 12, "Spring leads")
+        entry = journal.state("k1")
+        assert entry is not None
+        assert (entry.state, entry.attempts, entry.id) == ("sending", 1, None)
+        assert (entry.business_id, entry.name) == (12, "Spring leads")
+        assert entry.updated_at >= before.replace(microsecond=0)
+        assert entry.updated_at.tzinfo is timezone.utc
+
+        journal.mark_done("k1", "created", id=BIG_ID)
+        entry = journal.state("k1")
+        assert entry is not None
+        assert (entry.state, entry.id, entry.attempts) == ("created", BIG_ID, 1)
+        assert entry.name == "Spring leads"
+
+    def test_resending_counts_attempts(self, journal: Journal) -> None:
+        """Marking a record sending again counts another attempt and clears the message."""
+        journal.mark_sending("k1", 12, "A")
+        journal.mark_done("k1", "unknown", message="timed out")
+        journal.mark_sending("k1", 12, "A")
+        entry = journal.state("k1")
+        assert entry is not None
+        assert (entry.state, entry.attempts, entry.message) == ("sending", 2, None)
+
+    def test_created_record_is_never_resent(self, journal: Journal) -> None:
+        """Marking a created record sending again is refused, and it stays created."""
+        journal.mark_sending("k1", 12, "A")
+        journal.mark_done("k1", "created", id=5)
+        with pytest.raises(JournalError, match="already created"):
+            journal.mark_sending("k1", 12, "A")
+        entry = journal.state("k1")
+        assert entry is not None
+        assert (entry.state, entry.id) == ("created", 5)
+
+    def test_done_without_sending(self, journal: Journal) -> None:
+        """A record can be marked done without a sending mark, as a new entry."""
+        journal.mark_done("k1", "rejected", message="Name: is required")
+        entry = journal.state("k1")
+        assert entry is not None
+        assert (entry.state, entry.attempts, entry.message) == (
+            "rejected",
+            0,
+            "Name: is required",
+        )
+
+    @pytest.mark.parametrize("outcome", ["sending", "skipped", "not_attempted", "ok"])
+    def test_bad_outcome(self, journal: Journal, outcome: str) -> None:
+        """Only the four end states can be marked done."""
+        with pytest.raises(ValueError, match="outcome"):
+            journal.mark_done("k1", outcome)  # type: ignore[arg-type]
+
+
+class TestDurability:
+    def test_sending_mark_survives_kill(self, tmp_path: Path) -> None:
+        """A sending mark that returned is in the file after the process is killed."""
+        path = tmp_path / "run.journal.sqlite"
+        _killed_after(path, "journal.mark_sending('k1', 12, 'A')")
+        with Journal(path) as journal:
+            entry = journal.state("k1")
+            assert entry is not None
+            assert entry.state == "sending"
+            assert [e.key for e in journal.pending()] == ["k1"]
+
+    def test_done_marks_survive_kill_with_next_sending(self, tmp_path: Path) -> None:
+        """A done mark is made durable by the sending mark that follows it."""
+        path = tmp_path / "run.journal.sqlite"
+        _killed_after(
+            path,
+            "journal.mark_sending('k1', 12, 'A');"
+            f" journal.mark_done('k1', 'created', id={BIG_ID});"
+            " journal.mark_sending('k2', 12, 'B')",
+        )
+        with Journal(path) as journal:
+            assert journal.counts()["created"] == 1
+            assert [e.key for e in journal.pending()] == ["k2"]
+            entry = journal.state("k1")
+            assert entry is not None
+            assert entry.id == BIG_ID
+
+    def test_commit_makes_done_marks_durable(self, tmp_path: Path) -> None:
+        """An explicit commit makes the done marks before it survive a kill."""
+        path = tmp_path / "run.journal.sqlite"
+        _killed_after(
+            path,
+            "journal.mark_sending('k1', 12, 'A');"
+            " journal.mark_done('k1', 'failed', message='gave up');"
+            " journal.commit()",
+        )
+        with Journal(path) as journal:
+            entry = journal.state("k1")
+            assert entry is not None
+            assert (entry.state, entry.message) == ("failed", "gave up")
+
+    def test_batched_done_mark_lost_in_kill_stays_in_flight(
+        self, tmp_path: Path
+    ) -> None:
+        """A done mark not yet committed is lost to a kill, leaving the record pending."""
+        path = tmp_path / "run.journal.sqlite"
+        _killed_after(
+            path,
+            "journal.mark_sending('k1', 12, 'A');"
+            " journal.mark_done('k1', 'created', id=3)",
+        )
+        with Journal(path) as journal:
+            assert [e.state for e in journal.pending()] == ["sending"]
+
+    def test_full_batch_is_committed(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Done marks are committed once a batch is full, without a sending mark."""
+        monkeypatch.setattr(_journal, "DONE_BATCH", 3)
+        path = tmp_path / "run.journal.sqlite"
+        with Journal(path) as journal:
+            for key in ("a", "b", "c"):
+                journal.mark_done(key, "rejected")
+            assert journal._connection().in_transaction is False
+            journal.mark_done("d", "rejected")
+            assert journal._connection().in_transaction is True
+
+    def test_close_commits(self, tmp_path: Path) -> None:
+        """Closing commits every pending done mark."""
+        path = tmp_path / "run.journal.sqlite"
+        with Journal(path) as journal:
+            journal.mark_done("k1", "created", id=1)
+        with Journal(path) as journal:
+            assert journal.counts()["created"] == 1
+
+
+class TestPending:
+    def test_only_in_flight_states(self, journal: Journal) -> None:
+        """Pending lists sending and unknown entries, in key order, nothing else."""
+        for key in ("e", "d", "c", "b", "a"):
+            journal.mark_sending(key, 1, key)
+        journal.mark_done("a", "created", id=1)
+        journal.mark_done("b", "unknown", message="no answer")
+        journal.mark_done("c", "failed")
+        assert [(e.key, e.state) for e in journal.pending()] == [
+            ("b", "unknown"),
+            ("d", "sending"),
+            ("e", "sending"),
+        ]
+
+    def test_pages_and_marking_while_iterating(
+        self, journal: Journal, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Pending reads in pages and allows marking entries done along the way."""
+        monkeypatch.setattr(_journal, "_PAGE", 3)
+        keys = [f"k{i:02}" for i in range(10)]
+        for key in keys:
+            journal.mark_sending(key, 1, key)
+        seen = []
+        for entry in journal.pending():
+            seen.append(entry.key)
+            journal.mark_done(entry.key, "created", id=1)
+        assert seen == keys
+        assert list(journal.pending()) == []
+
+
+class TestCounts:
+    def test_every_state_is_counted(self, journal: Journal) -> None:
+        """Counts cover every state, zero or not."""
+        assert journal.counts() == dict.fromkeys(JOURNAL_STATES, 0)
+        journal.mark_sending("a", 1, "a")
+        journal.mark_sending("b", 1, "b")
+        journal.mark_done("b", "rejected")
+        assert journal.counts() == {
+            "sending": 1,
+            "created": 0,
+            "rejected": 1,
+            "failed": 0,
+            "unknown": 0,
+        }
+
+
+class TestFile:
+    def test_meta_is_kept(self, tmp_path: Path) -> None:
+        """Stored meta values come back after a reopen, with the schema version."""
+        path = tmp_path / "run.journal.sqlite"
+        with Journal(path) as journal:
+            journal.set_meta("input", "data.csv:1234")
+            journal.set_meta("input", "data.csv:5678")
+        with Journal(path) as journal:
+            meta = journal.meta
+        assert meta["input"] == "data.csv:5678"
+        assert meta["schema"] == "1"
+        assert "created_at" in meta
+
+    def test_second_open_is_refused(self, journal: Journal) -> None:
+        """A journal open in one place cannot be opened again until closed."""
+        with pytest.raises(JournalError, match="in use by another run"):
+            Journal(journal.path)
+        journal.close()
+        Journal(journal.path).close()
+
+    def test_not_a_journal(self, tmp_path: Path) -> None:
+        """A file that is not SQLite is refused with a clear error."""
+        path = tmp_path / "results.jsonl"
+        path.write_text('{"line": 2, "outcome": "created"}\n' * 100)
+        with pytest.raises(JournalError, match="not a journal"):
+            Journal(path)
+
+    def test_newer_schema(self, tmp_path: Path) -> None:
+        """A journal written by a newer schema is refused, not misread."""
+        path = tmp_path / "run.journal.sqlite"
+        Journal(path).close()
+        with sqlite3.connect(path) as db:
+            db.execute("UPDATE meta SET value = '99' WHERE name = 'schema'")
+        db.close()
+        with pytest.raises(JournalError, match="schema 99"):
+            Journal(path)
+
+    def test_closed_journal(self, tmp_path: Path) -> None:
+        """Using a closed journal is an error; closing twice is not."""
+        journal = Journal(tmp_path / "run.journal.sqlite")
+        journal.close()
+        journal.close()
+        assert "closed" in repr(journal)
+        with pytest.raises(JournalError, match="closed"):
+            journal.state("k1")
+
+    def test_bad_synchronous(self, tmp_path: Path) -> None:
+        """An unknown synchronous setting is a ValueError."""
+        with pytest.raises(ValueError, match="synchronous"):
+            Journal(tmp_path / "j", synchronous="off")  # type: ignore[arg-type]
+
+    def test_normal_synchronous(self, tmp_path: Path) -> None:
+        """The faster setting keeps the same records."""
+        path = tmp_path / "run.journal.sqlite"
+        with Journal(path, synchronous="normal") as journal:
+            journal.mark_sending("k1", 1, "A")
+        with Journal(path) as journal:
+            assert journal.counts()["sending"] == 1
+
+    def test_threads_share_a_journal(self, journal: Journal) -> None:
+        """Marks from several threads at once all land."""
+
+        def work(start: int) -> None:
+            for i in range(start, start + 50):
+                journal.mark_sending(f"k{i}", 1, "A")
+                journal.mark_done(f"k{i}", "created", id=i)
+
+        threads = [threading.Thread(target=work, args=(n * 50,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert journal.counts()["created"] == 200
