@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SOURCES := nexudus_async tests benchmarks
+SOURCES := nexudus_async tests benchmarks examples
 
 .PHONY: test lint typecheck unit demo bench clean
 

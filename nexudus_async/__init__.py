@@ -9,6 +9,11 @@ from ._auth import (
     PasswordAuth,
     TokenStore,
 )
+from ._bulk import (
+    BulkJob,
+    bulk_create,
+    create_all,
+)
 from ._client import (
     NexudusClient,
 )
@@ -39,6 +44,13 @@ from ._errors import (
     ValidationError,
     WireFormatError,
 )
+from ._io import (
+    SourceRecord,
+    open_records,
+)
+from ._journal import (
+    Journal,
+)
 from ._limiter import (
     RateLimits,
     Window,
@@ -55,6 +67,14 @@ from ._models import (
     SortDirection,
     Token,
     WriteResult,
+)
+from ._outcomes import (
+    BulkReport,
+    Outcome,
+    OutcomeKind,
+)
+from ._progress import (
+    Progress,
 )
 from ._resource import (
     ImportFiles,
@@ -77,6 +97,8 @@ __all__ = [
     "BadRequestError",
     "BasicAuth",
     "BearerAuth",
+    "BulkJob",
+    "BulkReport",
     "ClientStateError",
     "Command",
     "CommandParameter",
@@ -92,14 +114,18 @@ __all__ = [
     "ImportFileUpdate",
     "ImportFiles",
     "InputFileError",
+    "Journal",
     "JournalError",
     "NexudusClient",
     "NexudusError",
     "NotFoundError",
+    "Outcome",
+    "OutcomeKind",
     "OutcomeUnknownError",
     "Page",
     "PasswordAuth",
     "PermissionDeniedError",
+    "Progress",
     "ProtocolError",
     "QuotaExhaustedError",
     "RateLimits",
@@ -108,6 +134,7 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "SortDirection",
+    "SourceRecord",
     "ThrottledError",
     "Token",
     "TokenStore",
@@ -118,6 +145,9 @@ __all__ = [
     "WireFormatError",
     "WriteResult",
     "__version__",
+    "bulk_create",
+    "create_all",
+    "open_records",
     "validate_create",
     "validate_update",
 ]

@@ -1,0 +1,135 @@
+"""What the SDK's bulk creator costs on the client, next to a plain aiohttp loop.
+
+Both sides send the same creates, at the same concurrency, to the same fast local
+server, which runs in its own process so that this process's CPU time is the
+client's alone. Many short rounds alternate between the two sides, so that a
+change in the machine's load touches both alike; each side's figures are summed
+over its rounds.
+
+* cpu_ratio: CPU seconds per record of the bulk creator (client, rate limits off,
+  every outcome consumed) over those of the plain loop. Target: at most 1.3.
+* throughput_ratio: records per second of the bulk creator over the plain loop.
+  Target: at least 0.85.
+
+Usage: ``python benchmarks/client_cost.py [--quick] [--records N] [--rounds R]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import aiohttp
+import anyio
+from _fast_server import PATH, fast_server
+
+from nexudus_async._auth import BasicAuth
+from nexudus_async._bulk import bulk_create
+from nexudus_async._client import NexudusClient
+from nexudus_async._models import ImportFileCreate
+from nexudus_async._outcomes import OutcomeKind
+
+CONCURRENCY = 16
+AUTH = BasicAuth("admin@example.com", "password")
+
+
+async def plain_loop(url: str, count: int) -> int:
+    """The hand-written baseline: POST, read the envelope, keep the Id."""
+    header = {
+        "Authorization": "Basic YWRtaW5AZXhhbXBsZS5jb206cGFzc3dvcmQ=",
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+    }
+    records = iter({"BusinessId": 1, "Name": f"plain-{n:07d}"} for n in range(count))
+    created = 0
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal created
+        for record in records:
+            async with session.post(
+                url + PATH, data=json.dumps(record).encode(), headers=header
+            ) as response:
+                data = await response.json()
+                ok = response.status == 200 and data["WasSuccessful"]
+                if ok and isinstance(data["Value"]["Id"], int):
+                    created += 1
+
+    async with aiohttp.ClientSession() as session, anyio.create_task_group() as tg:
+        for _ in range(CONCURRENCY):
+            tg.start_soon(worker, session)
+    return created
+
+
+async def bulk_creator(url: str, count: int) -> int:
+    """The SDK: one client, limits off, every outcome consumed."""
+    records = (ImportFileCreate(1, f"bulk-{n:07d}") for n in range(count))
+    created = 0
+    async with (
+        NexudusClient(auth=AUTH, base_url=url, rate_limits=None) as client,
+        bulk_create(client, records, concurrency=CONCURRENCY) as job,
+    ):
+        async for outcome in job:
+            if outcome.kind is OutcomeKind.CREATED:
+                created += 1
+    return created
+
+
+Side = Callable[[str, int], Coroutine[Any, Any, int]]
+
+
+async def measure(side: Side, url: str, count: int) -> tuple[float, float]:
+    """CPU seconds and wall seconds for one round."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    created = await side(url, count)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    if created != count:
+        raise RuntimeError(f"{side.__name__} created {created} of {count}")
+    return cpu, wall
+
+
+async def main(records: int, rounds: int) -> None:
+    with fast_server() as url:
+        # A short warm-up of each side, not counted: imports, first connections.
+        for side in (plain_loop, bulk_creator):
+            await measure(side, url, 500)
+
+        totals = {plain_loop: [0.0, 0.0], bulk_creator: [0.0, 0.0]}
+        for round_number in range(rounds):
+            # Alternate which side goes first, so drift favours neither.
+            order = (plain_loop, bulk_creator)
+            if round_number % 2:
+                order = order[::-1]
+            for side in order:
+                cpu, wall = await measure(side, url, records)
+                totals[side][0] += cpu
+                totals[side][1] += wall
+                print(
+                    f"round {round_number + 1} {side.__name__:>12}: "
+                    f"{cpu / records * 1e6:6.1f} us CPU/record, "
+                    f"{records / wall:8.0f} records/s",
+                    flush=True,
+                )
+
+    plain_cpu, plain_wall = totals[plain_loop]
+    bulk_cpu, bulk_wall = totals[bulk_creator]
+    cpu_ratio = bulk_cpu / plain_cpu
+    throughput_ratio = plain_wall / bulk_wall
+    print(
+        f"client_cost: cpu_ratio={cpu_ratio:.2f} (target <= 1.3), "
+        f"throughput_ratio={throughput_ratio:.2f} (target >= 0.85)"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a run under a minute")
+    parser.add_argument("--records", type=int, help="records per round and side")
+    parser.add_argument("--rounds", type=int, help="rounds per side")
+    args = parser.parse_args()
+    count = args.records or (3_000 if args.quick else 10_000)
+    rounds = args.rounds or (6 if args.quick else 12)
+    asyncio.run(main(count, rounds))

@@ -1,0 +1,779 @@
+"""Streaming bulk creation of import files: one outcome per input record.
+
+A job runs a fixed pool of worker tasks in one anyio task group. Each worker takes
+the next record straight from the input, settles it, and hands its outcome to the
+consumer through a small memory stream. So the input is read only as fast as records
+are settled (the look-ahead is one record per worker), the first create goes out as
+soon as the first record is read, and the number of tasks never grows past the
+concurrency, however long the input.
+
+Everything that accounts for a record (journal, stop policy, counts, progress, the
+caller's hook) happens synchronously in `BulkJob._record`, before the outcome is
+handed over, so a cancellation can never leave a record half accounted for.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sized,
+)
+from contextlib import suppress
+from datetime import datetime
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn, Protocol
+
+import anyio
+import anyio.lowlevel
+
+from ._bulk_record import Attempt, Creator, SettleOptions, Settler, prepare
+from ._errors import ClientStateError
+from ._io import SourceRecord, _Occurrences
+from ._models import ImportFileCreate
+from ._outcomes import BulkReport, Outcome, OutcomeKind
+from ._progress import Progress, ProgressCallback, ProgressTracker
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+    from ._journal import Journal
+
+__all__ = ["BulkJob", "bulk_create", "create_all"]
+
+logger = logging.getLogger(__name__)
+
+#: Records read and marked not attempted between two yields to the event loop
+#: while the rest of the input of a stopped job is drained.
+DRAIN_BATCH: Final = 256
+
+_END: Final = object()
+
+_JournalState = Literal["created", "rejected", "failed", "unknown"]
+#: What the journal records for each outcome that changed something. A record found
+#: on the server is journaled as created, so the next run skips it without a lookup.
+_JOURNAL_STATE: Final[Mapping[OutcomeKind, _JournalState]] = {
+    OutcomeKind.CREATED: "created",
+    OutcomeKind.SKIPPED: "created",
+    OutcomeKind.REJECTED: "rejected",
+    OutcomeKind.FAILED: "failed",
+    OutcomeKind.UNKNOWN: "unknown",
+}
+
+
+class _ClientLike(Protocol):
+    @property
+    def import_files(self) -> Creator: ...
+
+
+def _interrupted_by(exc: BaseException | None) -> str:
+    if exc is None:
+        return "the job was closed before its end"
+    if isinstance(exc, anyio.get_cancelled_exc_class()):
+        return "the job was cancelled"
+    if isinstance(exc, Exception):
+        return f"the job was left on an error ({type(exc).__name__})"
+    return f"the job was interrupted ({type(exc).__name__})"
+
+
+class BulkJob:
+    """A running bulk creation; made by `bulk_create`, used as an async context manager.
+
+    Iterating the job yields one `Outcome` per input record, in the order records
+    finish. Leaving the ``async with`` block before the last outcome (``break``, an
+    exception, a cancellation) stops the job: creates in flight are cancelled and
+    end ``unknown``, the rest of the input is read and marked ``not_attempted``
+    (for at most ``drain_timeout`` seconds), and each of those outcomes still
+    reaches the journal, the progress callback and ``on_outcome``. To stop and
+    still see every outcome in the loop, call `cancel` (or `stop`) and keep
+    iterating.
+
+    If reading the input raises, the records read before finish, and then the
+    iteration raises that exception.
+    """
+
+    def __init__(
+        self,
+        files: Creator,
+        records: Iterable[Any] | AsyncIterable[Any],
+        *,
+        options: SettleOptions,
+        concurrency: int,
+        stop_after: int | None,
+        journal: Journal | None,
+        progress: ProgressCallback | None,
+        progress_interval: float,
+        on_outcome: Callable[[Outcome], object] | None,
+        total: int | None,
+        drain_timeout: float,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if stop_after is not None and stop_after < 1:
+            raise ValueError(f"stop_after must be at least 1, got {stop_after}")
+        if options.max_sends < 1:
+            raise ValueError(f"max_sends must be at least 1, got {options.max_sends}")
+        if isinstance(records, (str, bytes, Mapping, ImportFileCreate, SourceRecord)):
+            raise TypeError("records must be an iterable of records, not one record")
+
+        self._sync_input: Iterator[Any] | None = None
+        self._async_input: AsyncIterator[Any] | None = None
+        if isinstance(records, AsyncIterable):
+            self._async_input = aiter(records)
+        elif isinstance(records, Iterable):
+            self._sync_input = iter(records)
+        else:
+            raise TypeError(f"records must be iterable, not {type(records).__name__}")
+        if total is None and isinstance(records, Sized):
+            total = len(records)
+
+        self._settler = Settler(files, self, journal=journal, options=options)
+        self._concurrency = concurrency
+        self._stop_after = stop_after
+        self._journal = journal
+        self._on_outcome = on_outcome
+        self._drain_timeout = drain_timeout
+        self._progress = progress
+        self._progress_interval = progress_interval
+        self._total = total
+
+        self._entered = False
+        self._task_group: TaskGroup | None = None
+        self._receive: MemoryObjectReceiveStream[Outcome] | None = None
+        self._tracker: ProgressTracker | None = None
+        self._started_at = 0.0
+        self._ended_at: float | None = None
+        self._finished = False
+        self._reached_end = False
+
+        self._running = True
+        self._aborting = False
+        self._stop_reason: str | None = None
+        self._resume_at: datetime | None = None
+        self._failures = 0
+        self._worker_scopes: set[anyio.CancelScope] = set()
+
+        self._position = 0
+        self._input_lock = anyio.Lock()
+        self._input_done = False
+        self._input_error: BaseException | None = None
+        self._read_scope: anyio.CancelScope | None = None
+        self._keys: _Occurrences | None = None
+
+    # --- public surface ----------------------------------------------------------
+
+    async def __aenter__(self) -> BulkJob:
+        if self._entered:
+            raise ClientStateError("a bulk job runs only once; make a new one")
+        self._entered = True
+        self._started_at = anyio.current_time()
+        self._tracker = ProgressTracker(
+            self._progress,
+            interval=self._progress_interval,
+            total=self._total,
+            clock=anyio.current_time,
+        )
+        # Room for one finished outcome per worker: a consumer that is briefly busy
+        # does not stall the workers, one that stops reading soon does.
+        send, self._receive = anyio.create_memory_object_stream[Outcome](
+            self._concurrency
+        )
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        with send:
+            for _ in range(self._concurrency):
+                task_group.start_soon(self._worker, send.clone())
+
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        task_group, receive = self._task_group, self._receive
+        if task_group is None or receive is None:
+            return
+        self._task_group = None
+
+        left_early = not self._reached_end
+        if left_early:
+            self._abort(_interrupted_by(exc), quiet=True)
+            # Workers blocked handing over an outcome give up at once; what they
+            # settled is already accounted for.
+            receive.close()
+            task_group.cancel_scope.cancel()
+        try:
+            # The body's exception is not passed in: it propagates from here as it
+            # was, not wrapped in an exception group.
+            await task_group.__aexit__(None, None, None)
+        finally:
+            receive.close()
+            if left_early:
+                await self._drain()
+            self._finish()
+
+    def __aiter__(self) -> BulkJob:
+        return self
+
+    async def __anext__(self) -> Outcome:
+        receive = self._receive
+        if receive is None:
+            raise ClientStateError(
+                "iterate a bulk job inside 'async with bulk_create(...) as job'"
+            )
+        # Ready outcomes are taken without a trip through the event loop. Nothing is
+        # awaited or raised inside an except clause, so neither a cancellation nor
+        # the input's error carries a stream exception as context into a traceback.
+        try:
+            return receive.receive_nowait()
+        except anyio.WouldBlock:
+            waiting = True
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            waiting = False
+        if waiting:
+            try:
+                return await receive.receive()
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                pass
+            except anyio.get_cancelled_exc_class() as exc:
+                # The stream waits inside its own "except WouldBlock"; that internal
+                # detail would otherwise print as a first, chained traceback.
+                exc.__suppress_context__ = True
+                raise
+        self._end_of_stream()
+
+    def _end_of_stream(self) -> NoReturn:
+        self._reached_end = True
+        self._finish()
+        error, self._input_error = self._input_error, None
+        if error is not None:
+            raise error
+        raise StopAsyncIteration
+
+    def cancel(self, reason: str = "the job was cancelled") -> None:
+        """Stop at once: creates in flight are cancelled and end ``unknown``.
+
+        Records not yet started end ``not_attempted`` with ``reason``. Keep
+        iterating to receive their outcomes; the iteration then ends normally.
+        """
+        self._abort(reason, quiet=True)
+
+    def stop(self, reason: str = "the job was stopped") -> None:
+        """Stop sending: creates in flight finish, the rest end ``not_attempted``."""
+        self._halt(reason, quiet=True)
+
+    @property
+    def running(self) -> bool:
+        """Whether the job still sends creates (False once it stops or ends)."""
+        return self._running and not self._finished
+
+    @property
+    def counts(self) -> Mapping[OutcomeKind, int]:
+        """Records finished so far, per outcome kind (a read-only live view)."""
+        if self._tracker is None:
+            return MappingProxyType(dict.fromkeys(OutcomeKind, 0))
+        return MappingProxyType(self._tracker.counts)
+
+    @property
+    def done(self) -> int:
+        """Records finished so far."""
+        return 0 if self._tracker is None else self._tracker.done
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the job started (until it ended, once it has)."""
+        if not self._entered:
+            return 0.0
+        end = self._ended_at if self._ended_at is not None else anyio.current_time()
+        return end - self._started_at
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the job stopped before its end, or None while it has not."""
+        return self._stop_reason
+
+    @property
+    def resume_at(self) -> datetime | None:
+        """When writes are allowed again, if the job stopped on the quota."""
+        return self._resume_at
+
+    def snapshot(self) -> Progress:
+        """The job's progress now, as the progress callback would receive it."""
+        if self._tracker is None:
+            raise ClientStateError("the bulk job has not started")
+        return self._tracker.snapshot(final=self._finished)
+
+    # --- stopping ----------------------------------------------------------------
+
+    def halt(self, reason: str, resume_at: datetime | None = None) -> None:
+        """Stop sending because of a problem; creates in flight finish."""
+        self._halt(reason, resume_at, quiet=False)
+
+    def _halt(
+        self, reason: str, resume_at: datetime | None = None, *, quiet: bool
+    ) -> None:
+        if not self._running:
+            return
+        self._running = False
+        # The first reason is the one every remaining record reports.
+        self._stop_reason = reason
+        self._resume_at = resume_at
+        if not self._finished:
+            # A stop the caller asked for is no news to them.
+            logger.log(
+                logging.DEBUG if quiet else logging.WARNING,
+                "bulk job stopping: %s",
+                reason,
+            )
+
+    def _abort(self, reason: str, *, quiet: bool) -> None:
+        self._halt(reason, quiet=quiet)
+        if self._aborting:
+            return
+        self._aborting = True
+        for scope in self._worker_scopes:
+            scope.cancel()
+        if self._read_scope is not None:
+            # A read in progress may finish, but not hang the stop.
+            self._read_scope.deadline = anyio.current_time() + self._drain_timeout
+
+    # --- the workers -------------------------------------------------------------
+
+    async def _worker(self, send: MemoryObjectSendStream[Outcome]) -> None:
+        settler = self._settler
+        attempt: Attempt | None = None
+        with send:
+            while True:
+                # One cancel scope per worker rather than per record, for speed.
+                # `cancel` cancels it; every await inside that is not shielded
+                # belongs to the record in hand, or comes before one is taken. The
+                # loop is written out here, not in a helper coroutine, because each
+                # await of a create resumes through every coroutine above it.
+                scope = anyio.CancelScope()
+                self._worker_scopes.add(scope)
+                try:
+                    with scope:
+                        while True:
+                            if self._sync_input is not None:
+                                item = self._next_sync()
+                            else:
+                                item = await self._next_async(shielded=True)
+                            if item is _END:
+                                return
+                            attempt = prepare(
+                                item, self._next_position(), self._key_source()
+                            )
+                            outcome = await settler.settle(attempt)
+                            self._record(attempt, outcome)
+                            attempt = None
+                            try:
+                                send.send_nowait(outcome)
+                            except anyio.WouldBlock:
+                                await self._deliver(send, outcome)
+                            except anyio.BrokenResourceError:
+                                pass
+                except BaseException:
+                    # Torn down from outside (the job is being left, or a sibling
+                    # crashed): account for the record in hand while nothing needs
+                    # to be awaited.
+                    if attempt is not None:
+                        self._record(attempt, settler.interrupted(attempt))
+                    raise
+                finally:
+                    self._worker_scopes.discard(scope)
+
+                # `cancel` stopped this worker: the record in hand ends interrupted,
+                # and the worker carries on, now marking every record not attempted.
+                if attempt is not None:
+                    outcome = settler.interrupted(attempt)
+                    self._record(attempt, outcome)
+                    attempt = None
+                    await self._deliver(send, outcome)
+
+    async def _deliver(
+        self, send: MemoryObjectSendStream[Outcome], outcome: Outcome
+    ) -> None:
+        try:
+            send.send_nowait(outcome)
+        except anyio.WouldBlock:
+            # A send that is cancelled may or may not have handed the outcome over,
+            # so it is shielded. It cannot hang: the consumer either takes the
+            # outcome or leaves the job, which closes its end of the stream.
+            with anyio.CancelScope(shield=True), suppress(anyio.BrokenResourceError):
+                await send.send(outcome)
+        except anyio.BrokenResourceError:
+            pass
+
+    # --- the input ---------------------------------------------------------------
+
+    def _next_position(self) -> int:
+        position = self._position
+        self._position += 1
+        return position
+
+    def _key_source(self) -> _Occurrences | None:
+        if self._journal is None:
+            return None
+        if self._keys is None:
+            # Keys for records given as models or mappings, made as a file reader
+            # makes them: a digest of the content and the how-manieth time that
+            # content occurs, counted on disk so that memory stays flat.
+            self._keys = _Occurrences()
+        return self._keys
+
+    def _next_sync(self) -> Any:
+        """The next item of a sync input, or `_END`; an input that raises has ended."""
+        if self._input_done:
+            return _END
+        assert self._sync_input is not None
+        try:
+            return next(self._sync_input)
+        except StopIteration:
+            self._input_done = True
+        except Exception as exc:
+            self._input_failed(exc)
+        return _END
+
+    async def _next_async(self, *, shielded: bool) -> Any:
+        """The next item of an async input, or `_END`; one that raises has ended."""
+        assert self._async_input is not None
+        async with self._input_lock:
+            if self._input_done:
+                return _END
+            # Shielded: cancelling a read would throw into the caller's iterator and
+            # close it, and the records after it could never be accounted for.
+            with anyio.CancelScope(shield=shielded) as scope:
+                self._read_scope = scope
+                try:
+                    return await self._async_input.__anext__()
+                except StopAsyncIteration:
+                    self._input_done = True
+                except Exception as exc:
+                    self._input_failed(exc)
+                finally:
+                    self._read_scope = None
+            if scope.cancelled_caught:
+                self._input_done = True
+                logger.warning("stopped waiting for the input: it did not answer")
+            return _END
+
+    def _input_failed(self, exc: BaseException) -> None:
+        self._input_done = True
+        if self._input_error is None:
+            self._input_error = exc
+            self.halt(f"reading the input failed: {exc}")
+
+    async def _drain(self) -> None:
+        """Mark the input not yet read as not attempted, within ``drain_timeout``."""
+        if self._input_done:
+            return
+        with anyio.CancelScope(shield=True) as scope:
+            scope.deadline = anyio.current_time() + self._drain_timeout
+            count = 0
+            while True:
+                if self._sync_input is not None:
+                    item = self._next_sync()
+                else:
+                    item = await self._next_async(shielded=False)
+                if item is _END:
+                    break
+                attempt = prepare(item, self._next_position(), self._key_source())
+                self._record(attempt, self._settler.not_attempted(attempt))
+                count += 1
+                if count % DRAIN_BATCH == 0:
+                    await anyio.lowlevel.checkpoint()
+        if scope.cancelled_caught:
+            self._input_done = True
+            logger.warning(
+                "gave up reading the input after %.0fs: records after the first %d"
+                " have no outcome",
+                self._drain_timeout,
+                self._position,
+            )
+            await self._close_input()
+
+    async def _close_input(self) -> None:
+        if self._sync_input is not None:
+            close = getattr(self._sync_input, "close", None)
+            if callable(close):
+                close()
+            return
+        aclose = getattr(self._async_input, "aclose", None)
+        if callable(aclose):
+            with anyio.move_on_after(1.0, shield=True):
+                await aclose()
+
+    # --- accounting --------------------------------------------------------------
+
+    def _record(self, attempt: Attempt, outcome: Outcome) -> None:
+        """Account for one settled record: journal, stop policy, progress, hook."""
+        kind = outcome.kind
+        # A record not attempted changed nothing on the server: an entry an earlier
+        # run left "sending" stays so, to be reconciled next time.
+        if (
+            self._journal is not None
+            and attempt.key is not None
+            and not attempt.from_journal
+            and kind is not OutcomeKind.NOT_ATTEMPTED
+        ):
+            self._journal_done(self._journal, attempt.key, outcome)
+
+        if kind is OutcomeKind.FAILED or kind is OutcomeKind.UNKNOWN:
+            self._failures += 1
+            if self._stop_after is not None and self._failures >= self._stop_after:
+                self.halt(f"stopped after {self._failures} failed or unknown records")
+
+        assert self._tracker is not None
+        self._tracker.add(kind)
+        if self._on_outcome is not None:
+            try:
+                self._on_outcome(outcome)
+            except Exception as exc:
+                logger.error("on_outcome hook failed", exc_info=exc)
+                self.halt(f"the on_outcome hook failed: {exc}")
+
+    def _journal_done(self, journal: Journal, key: str, outcome: Outcome) -> None:
+        try:
+            journal.mark_done(
+                key, _JOURNAL_STATE[outcome.kind], outcome.id, outcome.message
+            )
+        except Exception as exc:
+            logger.error("journal write failed: %s", exc)
+            self.halt(f"the journal failed: {exc}")
+
+    def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self._ended_at = anyio.current_time()
+        if self._keys is not None:
+            self._keys.close()
+            self._keys = None
+        assert self._tracker is not None
+        self._tracker.report(final=True)
+        logger.debug(
+            "bulk job ended after %.2fs: %s",
+            self._ended_at - self._started_at,
+            ", ".join(f"{n} {k.value}" for k, n in self._tracker.counts.items() if n),
+        )
+
+
+def bulk_create(
+    client: _ClientLike,
+    records: Iterable[Any] | AsyncIterable[Any],
+    *,
+    concurrency: int = 8,
+    stop_after: int | None = None,
+    skip_existing: bool = False,
+    journal: Journal | None = None,
+    progress: ProgressCallback | None = None,
+    progress_interval: float = 1.0,
+    on_outcome: Callable[[Outcome], object] | None = None,
+    total: int | None = None,
+    max_sends: int = 3,
+    reconcile_delay: float = 0.5,
+    throttle_pause: float = 5.0,
+    max_throttles: int = 10,
+    drain_timeout: float = 30.0,
+) -> BulkJob:
+    """Create import files from a stream of records, one outcome per record.
+
+    Use the job as an async context manager and iterate it::
+
+        async with bulk_create(client, records, concurrency=8) as job:
+            async for outcome in job:
+                ...
+
+    Outcomes arrive as records finish, not in input order; each carries the
+    record's ``index``, its source ``line`` and the record itself. Nothing is kept
+    once handed over, so memory stays flat however long the input.
+
+    What each record ends as:
+
+    * ``created``: stored, with its Id. A create whose answer was lost (timeout,
+      dropped connection, 5xx, a 2xx with a broken body) is looked up by
+      BusinessId and exact Name before anything else: found means created, with
+      ``reconciled`` set; not found means it was safely sent again (at most
+      ``max_sends`` times in all). It is never sent again blindly.
+    * ``rejected``: the server refused the values (400, ``WasSuccessful`` false, a
+      real 409), or local validation did; ``errors`` lists every field.
+    * ``failed``: given up without storing: the connection could not be made, the
+      server answered an error that is not about the values, or credentials were
+      refused (which also stops the job).
+    * ``unknown``: the create may have been stored and a lookup could not settle
+      it (the lookup failed, or only a near-identical name was found), or the job
+      was cancelled while it was in flight.
+    * ``skipped``: not sent: the journal says an earlier run created (or rejected)
+      it, or ``skip_existing`` found it on the server.
+    * ``not_attempted``: the job had stopped; ``message`` says why, and for the
+      quota, ``resume_at`` says when writes are allowed again.
+
+    Stopping. Refused credentials (401, 403, a refused token) and a host name that
+    does not resolve stop the job at the first occurrence: that record fails and
+    the rest are ``not_attempted``, rather than each failing the same way. When
+    the client's rate limiter reports the write quota spent, the job stops the
+    same way with ``resume_at``. ``stop_after`` stops it after that many failed or
+    unknown records. A throttle that outlasts the client's own retries pauses
+    every create of the job, then the record is sent again.
+
+    Args:
+        client: An open `NexudusClient`. Its rate limiter paces every request of
+            the job, lookups included.
+        records: A sync or async iterable of `ImportFileCreate`, mappings keyed by
+            wire names (validated locally; failures are ``rejected`` unsent), or
+            `SourceRecord` from a file reader. Read lazily, one record ahead per
+            worker.
+        concurrency: Records in progress at once, which is also the number of
+            worker tasks.
+        stop_after: Stop after this many failed or unknown records; None never
+            stops for failures.
+        skip_existing: Look each record up by BusinessId and Name first, and skip
+            it when it exists. Costs one GET (more for common names) per record.
+        journal: A `Journal`: records created or rejected by an earlier run are
+            skipped, records it left in flight are looked up first, and every
+            create is marked as sending, durably, before it goes out.
+        progress: Called with a `Progress` snapshot at most every
+            ``progress_interval`` seconds while records finish, and once at the
+            end. It runs on the event loop and must return quickly.
+        progress_interval: Seconds between progress snapshots.
+        on_outcome: Called with every outcome as it is settled, including those
+            settled while the job is being left early, which the iteration no
+            longer sees. Runs on the event loop.
+        total: Number of records, for the progress ETA; taken from ``len()`` when
+            the input has one.
+        max_sends: Most times one record is sent when each send is lost and each
+            lookup shows it was not stored.
+        reconcile_delay: Seconds to wait after a lost answer before looking the
+            record up, so that a request still running on the server can finish.
+        throttle_pause: Seconds the job pauses on a throttle that gave no
+            Retry-After.
+        max_throttles: Pauses one record may cause before it is failed.
+        drain_timeout: When the job is left early: seconds allowed for reading the
+            rest of the input to mark it ``not_attempted``.
+
+    Returns:
+        The job, not yet started; ``async with`` starts it.
+
+    Raises:
+        ValueError: A limit below 1.
+        TypeError: ``records`` is not iterable, or is a single record.
+    """
+    options = SettleOptions(
+        skip_existing=skip_existing,
+        max_sends=max_sends,
+        reconcile_delay=reconcile_delay,
+        throttle_pause=throttle_pause,
+        max_throttles=max_throttles,
+    )
+    return BulkJob(
+        client.import_files,
+        records,
+        options=options,
+        concurrency=concurrency,
+        stop_after=stop_after,
+        journal=journal,
+        progress=progress,
+        progress_interval=progress_interval,
+        on_outcome=on_outcome,
+        total=total,
+        drain_timeout=drain_timeout,
+    )
+
+
+async def create_all(
+    client: _ClientLike,
+    records: Iterable[Any] | AsyncIterable[Any],
+    *,
+    ordered: bool = False,
+    keep_created: bool = False,
+    concurrency: int = 8,
+    stop_after: int | None = None,
+    skip_existing: bool = False,
+    journal: Journal | None = None,
+    progress: ProgressCallback | None = None,
+    progress_interval: float = 1.0,
+    on_outcome: Callable[[Outcome], object] | None = None,
+    total: int | None = None,
+    max_sends: int = 3,
+    reconcile_delay: float = 0.5,
+    throttle_pause: float = 5.0,
+    max_throttles: int = 10,
+    drain_timeout: float = 30.0,
+) -> BulkReport:
+    """Create import files from records and return a report once all are done.
+
+    A wrapper over `bulk_create`, which documents the outcomes and the other
+    arguments. Only outcomes other than ``created`` are kept, unless asked, so
+    memory grows with the problems, not with the input.
+
+    Args:
+        client: An open `NexudusClient`.
+        records: As for `bulk_create`.
+        ordered: Sort the kept outcomes by input index; otherwise they are in the
+            order records finished.
+        keep_created: Keep the ``created`` outcomes too.
+        concurrency: As for `bulk_create`.
+        stop_after: As for `bulk_create`.
+        skip_existing: As for `bulk_create`.
+        journal: As for `bulk_create`.
+        progress: As for `bulk_create`.
+        progress_interval: As for `bulk_create`.
+        on_outcome: As for `bulk_create`.
+        total: As for `bulk_create`.
+        max_sends: As for `bulk_create`.
+        reconcile_delay: As for `bulk_create`.
+        throttle_pause: As for `bulk_create`.
+        max_throttles: As for `bulk_create`.
+        drain_timeout: As for `bulk_create`.
+
+    Returns:
+        The counts per outcome kind and the kept outcomes.
+
+    Raises:
+        ValueError: A limit below 1.
+        TypeError: ``records`` is not iterable, or is a single record.
+        Exception: Whatever reading ``records`` raised, after the records read
+            before it finished.
+    """
+    kept: list[Outcome] = []
+    job = bulk_create(
+        client,
+        records,
+        concurrency=concurrency,
+        stop_after=stop_after,
+        skip_existing=skip_existing,
+        journal=journal,
+        progress=progress,
+        progress_interval=progress_interval,
+        on_outcome=on_outcome,
+        total=total,
+        max_sends=max_sends,
+        reconcile_delay=reconcile_delay,
+        throttle_pause=throttle_pause,
+        max_throttles=max_throttles,
+        drain_timeout=drain_timeout,
+    )
+    async with job:
+        async for outcome in job:
+            if keep_created or outcome.kind is not OutcomeKind.CREATED:
+                kept.append(outcome)
+    if ordered:
+        kept.sort(key=lambda outcome: outcome.index)
+
+    return BulkReport(
+        counts=MappingProxyType(dict(job.counts)),
+        outcomes=tuple(kept),
+        elapsed=job.elapsed,
+        total=job.done,
+        stop_reason=job.stop_reason,
+        resume_at=job.resume_at,
+    )

@@ -1,0 +1,562 @@
+"""How the bulk creator settles one record: the decisions between input and outcome.
+
+`Settler.settle` takes one prepared record to its outcome: local problems, the
+journal, an optional existence check, then the create, sent again only when a
+lookup has shown that the server does not have the record.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import anyio
+import anyio.to_thread
+import attrs
+
+from ._convert import to_wire
+from ._errors import (
+    APIStatusError,
+    AuthenticationError,
+    AuthError,
+    BadRequestError,
+    ClientStateError,
+    ConflictError,
+    FieldProblem,
+    HostNotFoundError,
+    NexudusError,
+    OutcomeUnknownError,
+    PermissionDeniedError,
+    ProtocolError,
+    QuotaExhaustedError,
+    RecordValidationError,
+    ServerError,
+    ThrottledError,
+    TransportError,
+    UnsuccessfulError,
+    WireFormatError,
+)
+from ._io import SourceRecord
+from ._lookup import AmbiguousMatch, Lister, find_stored
+from ._models import FieldError, ImportFileCreate, WriteResult
+from ._outcomes import Outcome, OutcomeKind
+from ._validate import validate_create
+
+if TYPE_CHECKING:
+    from ._journal import Journal
+
+__all__ = [
+    "Attempt",
+    "Creator",
+    "JobControl",
+    "KeySource",
+    "SettleOptions",
+    "Settler",
+    "Verdict",
+    "prepare",
+    "verdict",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class Creator(Lister, Protocol):
+    """The part of the import-files resource the bulk creator needs."""
+
+    async def create(self, record: ImportFileCreate, /) -> WriteResult: ...
+
+
+class KeySource(Protocol):
+    """Gives each record content a stable journal key."""
+
+    def key_for(self, raw: Mapping[str, Any]) -> str: ...
+
+
+class JobControl(Protocol):
+    """What a settler may see and do of the job it works for."""
+
+    @property
+    def running(self) -> bool:
+        """False once the job has stopped sending."""
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the job stopped."""
+
+    @property
+    def resume_at(self) -> datetime | None:
+        """When the quota allows writes again, if the job stopped on it."""
+
+    def halt(self, reason: str, resume_at: datetime | None = None) -> None:
+        """Stop sending; creates in flight finish."""
+
+
+@attrs.define(eq=False)
+class Attempt:
+    """One record on its way through a worker."""
+
+    index: int
+    line: int | None
+    record: Any
+    payload: ImportFileCreate | None
+    errors: tuple[FieldError, ...] = ()
+    problem: str | None = None
+    key: str | None = None
+    sends: int = 0
+    throttles: int = 0
+    #: A create may have reached the server and nothing has settled it since.
+    unsure: bool = False
+    #: Settled from the journal alone; nothing to write back to it.
+    from_journal: bool = False
+
+    def outcome(
+        self,
+        kind: OutcomeKind,
+        *,
+        id: int | None = None,
+        errors: tuple[FieldError, ...] = (),
+        message: str | None = None,
+        resume_at: datetime | None = None,
+        reconciled: bool = False,
+    ) -> Outcome:
+        """This record's outcome."""
+        return Outcome(
+            kind,
+            self.index,
+            self.line,
+            self.record,
+            id,
+            errors,
+            message,
+            resume_at,
+            reconciled,
+        )
+
+
+def _field_error(problem: FieldProblem) -> FieldError:
+    return FieldError(problem.field, problem.message, problem.value)
+
+
+def prepare(item: Any, position: int, keys: KeySource | None) -> Attempt:
+    """Turn one input item into an attempt: payload, local problems, key.
+
+    Args:
+        item: An `ImportFileCreate`, a mapping keyed by wire names, or a
+            `SourceRecord`.
+        position: The item's 0-based position in the input.
+        keys: Where journal keys come from; None when there is no journal.
+    """
+    if isinstance(item, SourceRecord):
+        return Attempt(
+            index=item.index,
+            line=item.line,
+            record=item,
+            payload=item.payload,
+            errors=tuple(_field_error(p) for p in item.problems),
+            key=item.key if keys is not None else None,
+        )
+
+    attempt = Attempt(index=position, line=None, record=item, payload=None)
+    raw: Mapping[str, Any] | None = None
+    if isinstance(item, ImportFileCreate):
+        attempt.payload = item
+        raw = to_wire(item) if keys is not None else None
+    elif isinstance(item, Mapping):
+        raw = item
+        try:
+            attempt.payload = validate_create(item)
+        except RecordValidationError as exc:
+            attempt.errors = tuple(_field_error(p) for p in exc.problems)
+    else:
+        attempt.problem = (
+            "not a record: expected an ImportFileCreate, a mapping or a"
+            f" SourceRecord, got {type(item).__name__}"
+        )
+    if keys is not None and raw is not None:
+        attempt.key = keys.key_for(raw)
+
+    return attempt
+
+
+class Verdict(enum.Enum):
+    """What a failed create means for the record and for the job."""
+
+    #: The client's limits refuse to wait that long: stop the job, nothing sent.
+    QUOTA = "quota"
+    #: Throttled past the client's retries; not processed, send again later.
+    THROTTLED = "throttled"
+    #: Every later create would fail the same way: stop the job.
+    FATAL = "fatal"
+    #: The server looked at the record and refused it.
+    REFUSED = "refused"
+    #: The server may have stored it: look it up before anything else.
+    MAYBE_STORED = "maybe_stored"
+    #: Nothing was stored and there is no point in trying again now.
+    FAILED = "failed"
+    #: Not one of the SDK's errors; whether the request left cannot be told.
+    UNEXPECTED = "unexpected"
+
+
+_FATAL = (
+    AuthError,
+    AuthenticationError,
+    PermissionDeniedError,
+    HostNotFoundError,
+    ClientStateError,
+)
+
+
+def verdict(exc: Exception) -> Verdict:
+    """Classify an exception raised by a create."""
+    if isinstance(exc, QuotaExhaustedError):
+        return Verdict.QUOTA
+    if isinstance(exc, ThrottledError):
+        return Verdict.THROTTLED
+    if isinstance(exc, _FATAL):
+        return Verdict.FATAL
+    if isinstance(exc, ProtocolError):
+        # An odd body with a success status (or a gateway's 5xx page) follows work
+        # the server may have done; one with a 4xx status follows a refusal.
+        if exc.status < 300 or exc.status >= 500:
+            return Verdict.MAYBE_STORED
+        return Verdict.FAILED
+    if isinstance(exc, (BadRequestError, UnsuccessfulError, ConflictError)):
+        return Verdict.REFUSED
+    if isinstance(exc, APIStatusError) and exc.field_errors:
+        return Verdict.REFUSED
+    if isinstance(exc, (OutcomeUnknownError, ServerError, WireFormatError)):
+        return Verdict.MAYBE_STORED
+    if isinstance(exc, TransportError):
+        return Verdict.MAYBE_STORED if exc.sent else Verdict.FAILED
+    if isinstance(exc, NexudusError):
+        return Verdict.FAILED
+
+    return Verdict.UNEXPECTED
+
+
+@attrs.frozen
+class SettleOptions:
+    """The per-record knobs of a bulk job; `bulk_create` documents each."""
+
+    skip_existing: bool = False
+    max_sends: int = 3
+    reconcile_delay: float = 0.5
+    throttle_pause: float = 5.0
+    max_throttles: int = 10
+
+
+class Settler:
+    """Takes records to their outcomes for one job; shared by all its workers."""
+
+    def __init__(
+        self,
+        files: Creator,
+        job: JobControl,
+        *,
+        journal: Journal | None,
+        options: SettleOptions,
+    ) -> None:
+        self._files = files
+        self._job = job
+        self._journal = journal
+        self._options = options
+        self._paused_until = float("-inf")
+        self._ever_paused = False
+        self._unexpected_seen = False
+
+    # --- outcomes that need no request -------------------------------------------
+
+    def not_attempted(
+        self, a: Attempt, reason: str | None = None, resume_at: datetime | None = None
+    ) -> Outcome:
+        """The outcome of a record the job did not get to."""
+        if reason is None:
+            reason, resume_at = self._job.stop_reason, self._job.resume_at
+        return a.outcome(
+            OutcomeKind.NOT_ATTEMPTED,
+            message=reason or "the job stopped",
+            resume_at=resume_at,
+        )
+
+    def interrupted(self, a: Attempt) -> Outcome:
+        """The outcome of a record whose settling was cancelled midway."""
+        reason = self._job.stop_reason or "the job was interrupted"
+        if a.unsure:
+            return a.outcome(
+                OutcomeKind.UNKNOWN, message=f"{reason} while the create was in flight"
+            )
+        return self.not_attempted(a, reason)
+
+    # --- the flow ----------------------------------------------------------------
+
+    async def settle(self, a: Attempt) -> Outcome:
+        """Take one record to its outcome. Raises only on cancellation.
+
+        The checks before the first send and the send loop are one coroutine on
+        purpose: every await of the create resumes through each coroutine above
+        it, and this path runs once per record.
+        """
+        payload = a.payload
+        if payload is None:
+            if not self._job.running:
+                return self.not_attempted(a)
+            return a.outcome(
+                OutcomeKind.REJECTED,
+                errors=a.errors,
+                message=a.problem or "the record failed local validation",
+            )
+        if self._journal is not None or self._options.skip_existing:
+            earlier = await self._before_sending(a, payload)
+            if earlier is not None:
+                return earlier
+
+        while True:
+            if self._ever_paused:
+                await self._wait_while_paused()
+            if not self._job.running:
+                return self.not_attempted(a)
+            if self._journal is not None and not await self._mark_sending(a, payload):
+                return a.outcome(
+                    OutcomeKind.FAILED, message="not sent: the journal failed"
+                )
+
+            a.sends += 1
+            a.unsure = True
+            try:
+                result = await self._files.create(payload)
+            except Exception as exc:
+                outcome = await self._after_error(a, payload, exc)
+                if outcome is not None:
+                    return outcome
+                continue
+            a.unsure = False
+
+            new_id = result.id
+            if new_id is not None:
+                return a.outcome(OutcomeKind.CREATED, id=new_id)
+            return await self._created_without_id(a, payload)
+
+    async def _before_sending(
+        self, a: Attempt, payload: ImportFileCreate
+    ) -> Outcome | None:
+        """What the journal and the existence check say; an outcome ends it here."""
+        if not self._job.running:
+            return self.not_attempted(a)
+        if self._journal is not None and a.key is not None:
+            earlier = self._from_journal(a, self._journal, a.key)
+            if earlier is not None:
+                return earlier
+        if a.unsure or self._options.skip_existing:
+            return await self._check_existing(a, payload)
+
+        return None
+
+    def _from_journal(self, a: Attempt, journal: Journal, key: str) -> Outcome | None:
+        try:
+            entry = journal.state(key)
+        except Exception as exc:
+            logger.error("journal read failed: %s", exc)
+            self._job.halt(f"the journal failed: {exc}")
+            return self.not_attempted(a)
+        if entry is None or entry.state == "failed":
+            # A failed create stored nothing; sending it again is safe.
+            return None
+        if entry.state in ("sending", "unknown"):
+            a.unsure = True
+            return None
+        # Created or rejected: sending again would duplicate the record, or spend
+        # quota on a refusal already known.
+        a.from_journal = True
+        message = f"{entry.state} in an earlier run"
+        if entry.message:
+            message += f": {entry.message}"
+        return a.outcome(OutcomeKind.SKIPPED, id=entry.id, message=message)
+
+    async def _check_existing(
+        self, a: Attempt, payload: ImportFileCreate
+    ) -> Outcome | None:
+        """Look the record up before sending; an outcome when nothing must be sent."""
+        try:
+            found = await find_stored(self._files, payload, strict=a.unsure)
+        except AmbiguousMatch as exc:
+            return a.outcome(OutcomeKind.UNKNOWN, message=str(exc))
+        except Exception as exc:
+            return self._lookup_failed(a, exc, None)
+
+        if found is None:
+            # Not there: an earlier run's create never landed, so sending is safe.
+            a.unsure = False
+            return None
+        if a.unsure:
+            return a.outcome(
+                OutcomeKind.CREATED,
+                id=found,
+                reconciled=True,
+                message="created by an earlier run whose answer was lost",
+            )
+        return a.outcome(
+            OutcomeKind.SKIPPED, id=found, message="a record with this name exists"
+        )
+
+    async def _created_without_id(
+        self, a: Attempt, payload: ImportFileCreate
+    ) -> Outcome:
+        # A success without an Id: the record is there, so its Id is worth a lookup.
+        try:
+            found = await find_stored(self._files, payload, strict=False)
+        except Exception as exc:
+            logger.debug("lookup of a created record's Id failed: %s", exc)
+            found = None
+        message = "the answer held no Id"
+        if found is not None:
+            message += "; found by lookup"
+        return a.outcome(OutcomeKind.CREATED, id=found, message=message)
+
+    async def _after_error(
+        self, a: Attempt, payload: ImportFileCreate, exc: Exception
+    ) -> Outcome | None:
+        """Settle a failed create, or return None to send it again."""
+        meaning = verdict(exc)
+        if meaning is Verdict.MAYBE_STORED:
+            return await self._reconcile(a, payload, exc)
+        if meaning is Verdict.UNEXPECTED:
+            # A fault below this layer. Looking the record up would not make a
+            # second send any safer, so it is not sent again. One traceback tells
+            # the story; the same fault on every record would only repeat it.
+            level = logging.DEBUG if self._unexpected_seen else logging.ERROR
+            self._unexpected_seen = True
+            logger.log(level, "create raised %s", type(exc).__name__, exc_info=exc)
+            return a.outcome(
+                OutcomeKind.UNKNOWN, message=f"unexpected {type(exc).__name__}: {exc}"
+            )
+
+        # Every other verdict means the server did not act on this send.
+        a.unsure = False
+        if meaning is Verdict.QUOTA:
+            assert isinstance(exc, QuotaExhaustedError)
+            reason = f"job stopped: {exc}"
+            self._job.halt(reason, exc.resume_at)
+            return self.not_attempted(a, reason, exc.resume_at)
+        if meaning is Verdict.THROTTLED:
+            assert isinstance(exc, ThrottledError)
+            return self._throttled(a, exc)
+        if meaning is Verdict.FATAL:
+            return self._fatal(a, exc)
+        if meaning is Verdict.REFUSED:
+            assert isinstance(exc, APIStatusError)
+            return a.outcome(
+                OutcomeKind.REJECTED, errors=exc.field_errors, message=str(exc)
+            )
+
+        return a.outcome(OutcomeKind.FAILED, message=str(exc))
+
+    def _throttled(self, a: Attempt, exc: ThrottledError) -> Outcome | None:
+        # Still throttled after the client's own retries. A throttled create was not
+        # processed: the whole job waits, then this one goes again.
+        a.sends -= 1
+        a.throttles += 1
+        if a.throttles > self._options.max_throttles:
+            return a.outcome(
+                OutcomeKind.FAILED,
+                message=f"still throttled after {a.throttles - 1} pauses: {exc}",
+            )
+        delay = self._options.throttle_pause
+        if exc.retry_after is not None:
+            delay = exc.retry_after
+        until = anyio.current_time() + delay
+        if until > self._paused_until:
+            self._paused_until = until
+            self._ever_paused = True
+            logger.info("throttled: pausing every create for %.1fs", delay)
+
+        return None
+
+    async def _wait_while_paused(self) -> None:
+        # A deadline rather than an event: a later throttle may push it further out
+        # while this one waits, so it is read again after every sleep.
+        while (wait := self._paused_until - anyio.current_time()) > 0:  # noqa: ASYNC110
+            await anyio.sleep(wait)
+
+    async def _reconcile(
+        self, a: Attempt, payload: ImportFileCreate, exc: Exception
+    ) -> Outcome | None:
+        """After a create that may have landed: look it up before anything else."""
+        if self._options.reconcile_delay > 0:
+            # A request that timed out may still be running on the server; give it
+            # a moment to finish before concluding from its absence.
+            await anyio.sleep(self._options.reconcile_delay)
+        try:
+            found = await find_stored(self._files, payload, strict=True)
+        except AmbiguousMatch as ambiguity:
+            return a.outcome(OutcomeKind.UNKNOWN, message=f"{exc}; {ambiguity}")
+        except Exception as lookup_exc:
+            return self._lookup_failed(a, lookup_exc, exc)
+
+        if found is not None:
+            a.unsure = False
+            logger.debug("record %d reconciled to Id %d", a.index, found)
+            return a.outcome(
+                OutcomeKind.CREATED,
+                id=found,
+                reconciled=True,
+                message=f"the answer was lost ({exc}); found by lookup",
+            )
+        # The server does not have it: sending again cannot make a duplicate.
+        a.unsure = False
+        if a.sends >= self._options.max_sends:
+            return a.outcome(
+                OutcomeKind.FAILED,
+                message=f"sent {a.sends} times, never stored; last error: {exc}",
+            )
+        logger.debug("record %d was not stored (%s); sending again", a.index, exc)
+
+        return None
+
+    def _lookup_failed(
+        self, a: Attempt, exc: Exception, first: Exception | None
+    ) -> Outcome:
+        message = f"could not look the record up: {exc}"
+        if first is not None:
+            message = f"{first}; {message}"
+        resume_at = None
+        if isinstance(exc, QuotaExhaustedError):
+            resume_at = exc.resume_at
+            self._job.halt(f"job stopped: {exc}", resume_at)
+        elif isinstance(exc, _FATAL):
+            if not self._job.running and not a.unsure:
+                return self.not_attempted(a)
+            self._job.halt(f"job stopped: {exc}")
+
+        if a.unsure:
+            return a.outcome(OutcomeKind.UNKNOWN, message=message, resume_at=resume_at)
+        if resume_at is not None:
+            return self.not_attempted(a, message, resume_at)
+        return a.outcome(OutcomeKind.FAILED, message=message)
+
+    def _fatal(self, a: Attempt, exc: Exception) -> Outcome:
+        if self._job.running:
+            self._job.halt(f"job stopped: {exc}")
+            return a.outcome(OutcomeKind.FAILED, message=str(exc))
+        # Creates already in flight when the job stopped hit the same wall; the
+        # first failure tells the story, these were simply not done.
+        return self.not_attempted(a)
+
+    async def _mark_sending(self, a: Attempt, payload: ImportFileCreate) -> bool:
+        """Mark the record as being sent, durably, before it is; False on failure."""
+        if self._journal is None or a.key is None:
+            return True
+        try:
+            # The mark waits for the disk; a thread keeps the event loop serving
+            # the other workers meanwhile.
+            await anyio.to_thread.run_sync(
+                self._journal.mark_sending, a.key, payload.business_id, payload.name
+            )
+        except Exception as exc:
+            logger.error("journal write failed: %s", exc)
+            self._job.halt(f"the journal failed: {exc}")
+            return False
+
+        return True

@@ -1,0 +1,1300 @@
+"""Tests for the bulk creator: accounting, streaming, reconciling, stopping, cancelling."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import logging
+import random
+import signal
+import sys
+import weakref
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from nexudus_async._bulk import BulkJob, bulk_create, create_all
+from nexudus_async._errors import (
+    AuthenticationError,
+    AuthError,
+    ClientStateError,
+    ConflictError,
+    ConnectError,
+    HostNotFoundError,
+    NotFoundError,
+    OutcomeUnknownError,
+    PermissionDeniedError,
+    ProtocolError,
+    QuotaExhaustedError,
+    ServerError,
+    ThrottledError,
+    UnsuccessfulError,
+    ValidationError,
+)
+from nexudus_async._io import SourceRecord, open_records
+from nexudus_async._journal import Journal
+from nexudus_async._models import (
+    FieldError,
+    ImportFile,
+    ImportFileCreate,
+    Page,
+    WriteResult,
+)
+from nexudus_async._outcomes import Outcome, OutcomeKind
+from nexudus_async._progress import Progress
+
+PATH = "/api/crm/crmopportunityimportfiles"
+RESUME_AT = datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+# What one create call does. A string names a behaviour; an exception is raised
+# without storing anything.
+STORE = "store"
+STORE_THEN_LOSE = "store, then lose the answer"
+Step = str | BaseException
+
+
+def lost(reason: str = "the connection was reset") -> OutcomeUnknownError:
+    return OutcomeUnknownError(method="POST", path=PATH, reason=reason)
+
+
+def throttled(retry_after: float | None = 0.0) -> ThrottledError:
+    return ThrottledError(method="POST", path=PATH, status=409, retry_after=retry_after)
+
+
+def invalid(*errors: FieldError) -> ValidationError:
+    envelope = WriteResult(False, status=400, message="invalid", errors=errors)
+    return ValidationError(method="POST", path=PATH, status=400, envelope=envelope)
+
+
+def refused() -> AuthenticationError:
+    return AuthenticationError(method="POST", path=PATH, status=401)
+
+
+def quota() -> QuotaExhaustedError:
+    return QuotaExhaustedError(resume_at=RESUME_AT, write=True)
+
+
+class FakeFiles:
+    """An in-memory import-files resource whose creates follow a script.
+
+    ``script`` gives, per record Name, the steps of its successive creates;
+    ``by_call`` gives steps by create number (from 1). Anything unscripted stores.
+    The Name filter of ``list`` matches a substring in any case, as the real one
+    may, unless ``exact_filter``.
+    """
+
+    def __init__(
+        self,
+        script: Mapping[str, Sequence[Step]] | None = None,
+        *,
+        by_call: Mapping[int, Step] | None = None,
+        latency: float = 0.0,
+        list_error: Callable[[], BaseException] | None = None,
+        exact_filter: bool = False,
+    ) -> None:
+        self.script = {name: list(steps) for name, steps in (script or {}).items()}
+        self.by_call = dict(by_call or {})
+        self.latency = latency
+        self.list_error = list_error
+        self.exact_filter = exact_filter
+        self.stored: dict[int, ImportFile] = {}
+        self.calls: list[tuple[str, str | None, float]] = []
+        self.creates = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.on_create: Callable[[ImportFileCreate], None] | None = None
+        self._next_id = 1000
+
+    def store(self, business_id: int, name: str) -> int:
+        self._next_id += 1
+        self.stored[self._next_id] = ImportFile(self._next_id, business_id, name)
+        return self._next_id
+
+    def names(self, kind: str) -> list[str | None]:
+        return [name for call, name, _ in self.calls if call == kind]
+
+    async def create(self, record: ImportFileCreate) -> WriteResult:
+        self.creates += 1
+        self.calls.append(("create", record.name, anyio.current_time()))
+        if self.on_create is not None:
+            self.on_create(record)
+        steps = self.script.get(record.name)
+        step: Step = self.by_call.pop(self.creates, None) or (
+            steps.pop(0) if steps else STORE
+        )
+
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await anyio.sleep(self.latency)
+            if isinstance(step, BaseException):
+                raise step
+            new_id = self.store(record.business_id, record.name)
+            if step == STORE_THEN_LOSE:
+                raise lost()
+            return WriteResult(True, status=200, value={"Id": new_id})
+        finally:
+            self.in_flight -= 1
+
+    async def list(
+        self,
+        *,
+        page: int = 1,
+        size: int = 25,
+        name: str | None = None,
+        business_id: int | None = None,
+    ) -> Page[ImportFile]:
+        self.calls.append(("list", name, anyio.current_time()))
+        await anyio.lowlevel.checkpoint()
+        if self.list_error is not None:
+            raise self.list_error()
+
+        def matches(stored: ImportFile) -> bool:
+            if business_id is not None and stored.business_id != business_id:
+                return False
+            if name is None:
+                return True
+            if self.exact_filter:
+                return stored.name == name
+            return name.casefold() in stored.name.casefold()
+
+        found = [f for _, f in sorted(self.stored.items()) if matches(f)]
+        return Page(
+            records=tuple(found[(page - 1) * size : page * size]),
+            current_page=page,
+            has_next_page=page * size < len(found),
+            has_previous_page=page > 1,
+        )
+
+
+class FakeClient:
+    """Just what the bulk creator touches of a client."""
+
+    def __init__(self, files: FakeFiles) -> None:
+        self.import_files = files
+
+
+def payloads(count: int, prefix: str = "rec") -> list[ImportFileCreate]:
+    return [ImportFileCreate(1, f"{prefix}-{i:04d}") for i in range(count)]
+
+
+async def run(files: FakeFiles, records: Any, **options: Any) -> list[Outcome]:
+    options.setdefault("reconcile_delay", 0)
+    outcomes = []
+    async with bulk_create(FakeClient(files), records, **options) as job:
+        async for outcome in job:
+            outcomes.append(outcome)
+    return outcomes
+
+
+def kinds(outcomes: Sequence[Outcome]) -> dict[str, int]:
+    return dict(Counter(outcome.kind.value for outcome in outcomes))
+
+
+def by_index(outcomes: Sequence[Outcome]) -> dict[int, Outcome]:
+    return {outcome.index: outcome for outcome in outcomes}
+
+
+def assert_each_index_once(outcomes: Sequence[Outcome], count: int) -> None:
+    assert sorted(outcome.index for outcome in outcomes) == list(range(count))
+
+
+def assert_no_duplicates(files: FakeFiles) -> None:
+    keys = Counter((f.business_id, f.name) for f in files.stored.values())
+    assert [key for key, n in keys.items() if n > 1] == []
+
+
+class TestAccounting:
+    @pytest.mark.parametrize("seed", range(6))
+    async def test_every_record_gets_exactly_one_outcome_under_random_faults(
+        self, seed: int
+    ) -> None:
+        """Whatever each create does, each input index ends with exactly one outcome."""
+        chooser = random.Random(seed)
+        menu: list[Callable[[], Step]] = [
+            lambda: STORE,
+            lambda: STORE_THEN_LOSE,
+            lambda: lost(),
+            lambda: throttled(0.0),
+            lambda: ServerError(method="POST", path=PATH, status=503),
+            lambda: invalid(FieldError("Name", "is bad", "x")),
+            lambda: ConnectError("refused", method="POST", path=PATH, sent=False),
+        ]
+        records = payloads(200)
+        script = {r.name: [chooser.choice(menu)() for _ in range(3)] for r in records}
+        files = FakeFiles(script, latency=0.001)
+
+        outcomes = await run(files, records, concurrency=7, max_sends=2)
+
+        assert_each_index_once(outcomes, len(records))
+        assert_no_duplicates(files)
+        created = {o.id for o in outcomes if o.kind is OutcomeKind.CREATED}
+        # Nothing ends unknown here: every lookup works, so every lost answer settles.
+        assert created == set(files.stored)
+        for outcome in outcomes:
+            if outcome.kind is OutcomeKind.CREATED:
+                assert outcome.id is not None
+                assert files.stored[outcome.id].name == outcome.record.name
+
+    @pytest.mark.parametrize("shape", ["list", "generator", "async generator"])
+    async def test_sync_and_async_inputs(self, shape: str) -> None:
+        """Lists, generators and async generators are all read to the end."""
+        records = payloads(30)
+
+        def generate() -> Iterator[ImportFileCreate]:
+            yield from records
+
+        async def agenerate() -> AsyncIterator[ImportFileCreate]:
+            for record in records:
+                await anyio.lowlevel.checkpoint()
+                yield record
+
+        source: Any = {
+            "list": records,
+            "generator": generate(),
+            "async generator": agenerate(),
+        }[shape]
+        outcomes = await run(FakeFiles(), source, concurrency=4)
+
+        assert kinds(outcomes) == {"created": 30}
+        assert_each_index_once(outcomes, 30)
+        assert all(o.record is records[o.index] for o in outcomes)
+
+    async def test_outcome_carries_source_line_and_record(self, tmp_path: Path) -> None:
+        """Records from a file keep their index, line and problems as field errors."""
+        path = tmp_path / "in.jsonl"
+        path.write_text(
+            '{"BusinessId": 1, "Name": "a"}\n'
+            "\n"
+            '{"BusinessId": "x", "Name": ""}\n'
+            '{"BusinessId": 2, "Name": "b"}\n',
+            encoding="utf-8",
+        )
+        files = FakeFiles()
+        with open_records(path) as reader:
+            outcomes = await run(files, reader)
+
+        found = by_index(outcomes)
+        assert [found[i].line for i in range(3)] == [1, 3, 4]
+        assert all(isinstance(o.record, SourceRecord) for o in outcomes)
+        assert found[1].kind is OutcomeKind.REJECTED
+        assert {e.property_name for e in found[1].errors} == {"BusinessId", "Name"}
+        assert files.names("create") == ["a", "b"] or files.names("create") == [
+            "b",
+            "a",
+        ]
+
+    async def test_mappings_are_validated_locally_and_never_sent(self) -> None:
+        """A mapping that fails validation is rejected with every field, unsent."""
+        records: list[Any] = [
+            {"BusinessId": "12", "Name": "ok"},
+            {"BusinessId": "twelve", "Name": "   ", "Colour": "red"},
+        ]
+        files = FakeFiles()
+
+        outcomes = by_index(await run(files, records))
+
+        assert outcomes[0].kind is OutcomeKind.CREATED
+        assert files.stored[outcomes[0].id or 0].business_id == 12
+        bad = outcomes[1]
+        assert bad.kind is OutcomeKind.REJECTED
+        assert [e.property_name for e in bad.errors] == ["BusinessId", "Name", "Colour"]
+        assert bad.errors[0].attempted_value == "twelve"
+        assert files.names("create") == ["ok"]
+
+    async def test_an_item_that_is_no_record_is_rejected(self) -> None:
+        """An input item of a foreign type is rejected with a message, not sent."""
+        outcomes = await run(FakeFiles(), [42])
+
+        assert outcomes[0].kind is OutcomeKind.REJECTED
+        assert "not a record" in (outcomes[0].message or "")
+
+
+class TestStreaming:
+    async def test_first_create_goes_out_before_the_input_is_read(self) -> None:
+        """The input is pulled lazily: the first create precedes the end of input."""
+        pulled = 0
+
+        def generate() -> Iterator[ImportFileCreate]:
+            nonlocal pulled
+            for record in payloads(5000):
+                pulled += 1
+                yield record
+
+        seen_at_first_create: list[int] = []
+        files = FakeFiles()
+        files.on_create = lambda _: seen_at_first_create.append(pulled)
+
+        outcomes = await run(files, generate(), concurrency=8)
+
+        assert len(outcomes) == 5000
+        assert seen_at_first_create[0] <= 8
+
+    async def test_look_ahead_and_live_tasks_stay_bounded(self) -> None:
+        """Records read but unsettled, and live tasks, never exceed the concurrency."""
+        concurrency = 6
+        pulled = 0
+        settled = 0
+        look_ahead: list[int] = []
+        tasks: list[int] = []
+
+        def generate() -> Iterator[ImportFileCreate]:
+            nonlocal pulled
+            for record in payloads(600):
+                pulled += 1
+                yield record
+
+        def on_create(_: ImportFileCreate) -> None:
+            look_ahead.append(pulled - settled)
+            tasks.append(len(asyncio.all_tasks()))
+
+        def on_outcome(_: Outcome) -> None:
+            nonlocal settled
+            settled += 1
+
+        baseline = len(asyncio.all_tasks())
+        files = FakeFiles(latency=0.001)
+        files.on_create = on_create
+        await run(files, generate(), concurrency=concurrency, on_outcome=on_outcome)
+
+        assert max(look_ahead) <= concurrency
+        assert max(tasks) - baseline <= concurrency
+        assert files.max_in_flight == concurrency
+
+    async def test_outcomes_are_not_kept_by_the_job(self) -> None:
+        """Once handed over, an outcome is only referenced by the consumer."""
+        refs: list[weakref.ref[Outcome]] = []
+        async with bulk_create(FakeClient(FakeFiles()), payloads(50)) as job:
+            async for outcome in job:
+                refs.append(weakref.ref(outcome))
+            del outcome
+            gc.collect()
+            assert all(ref() is None for ref in refs)
+
+
+class TestServerAnswers:
+    async def test_validation_errors_are_kept_whole(self) -> None:
+        """A 400 with field errors is rejected with every one of them."""
+        errors = (
+            FieldError("BusinessId", "business not found", 99),
+            FieldError("Name", "is too long", "x" * 300),
+        )
+        files = FakeFiles({"rec-0000": [invalid(*errors)]})
+
+        (outcome,) = await run(files, payloads(1))
+
+        assert outcome.kind is OutcomeKind.REJECTED
+        assert outcome.errors == errors
+        assert "400" in (outcome.message or "")
+        assert files.stored == {}
+
+    @pytest.mark.parametrize(
+        "error",
+        [
+            UnsuccessfulError(
+                method="POST",
+                path=PATH,
+                status=200,
+                envelope=WriteResult(False, errors=(FieldError("Name", "taken"),)),
+            ),
+            ConflictError(method="POST", path=PATH, status=409),
+        ],
+        ids=["unsuccessful", "conflict"],
+    )
+    async def test_other_refusals_are_rejected(self, error: Exception) -> None:
+        """WasSuccessful false and a real 409 are refusals of the record."""
+        (outcome,) = await run(FakeFiles({"rec-0000": [error]}), payloads(1))
+
+        assert outcome.kind is OutcomeKind.REJECTED
+
+    @pytest.mark.parametrize(
+        "error",
+        [
+            ConnectError("refused", method="POST", path=PATH, sent=False),
+            NotFoundError(method="POST", path=PATH, status=404),
+            ProtocolError("html", method="POST", path=PATH, status=418),
+        ],
+        ids=["not-connected", "404", "4xx-html"],
+    )
+    async def test_failures_that_stored_nothing_fail_without_lookup(
+        self, error: Exception
+    ) -> None:
+        """Errors that prove nothing was stored fail the record, with no lookup."""
+        files = FakeFiles({"rec-0000": [error]})
+
+        (outcome,) = await run(files, payloads(1))
+
+        assert outcome.kind is OutcomeKind.FAILED
+        assert files.names("list") == []
+        assert files.creates == 1
+
+    async def test_a_foreign_exception_is_unknown_and_logged_once(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """An error that is not the SDK's: unknown, not sent again, one traceback."""
+        files = FakeFiles(by_call={n: RuntimeError("bug") for n in range(1, 6)})
+
+        with caplog.at_level(logging.DEBUG, logger="nexudus_async"):
+            outcomes = await run(files, payloads(5), concurrency=1)
+
+        assert kinds(outcomes) == {"unknown": 5}
+        assert files.creates == 5
+        errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert len(errors) == 1
+        assert errors[0].exc_info is not None
+
+
+class TestReconcile:
+    async def test_answer_lost_after_store_is_found_with_its_id(self) -> None:
+        """A create stored but unanswered is looked up: created, reconciled, once."""
+        files = FakeFiles({"rec-0001": [STORE_THEN_LOSE]})
+
+        outcomes = by_index(await run(files, payloads(3)))
+
+        found = outcomes[1]
+        assert found.kind is OutcomeKind.CREATED
+        assert found.reconciled
+        assert files.stored[found.id or 0].name == "rec-0001"
+        assert files.names("create").count("rec-0001") == 1
+        assert_no_duplicates(files)
+
+    @pytest.mark.parametrize(
+        "error",
+        [
+            lost(),
+            ServerError(method="POST", path=PATH, status=503),
+            ProtocolError("empty body", method="POST", path=PATH, status=200),
+            ConnectError("reset", method="POST", path=PATH, sent=True),
+        ],
+        ids=["lost", "503", "empty-200", "sent-connect"],
+    )
+    async def test_not_stored_after_a_doubtful_answer_is_sent_again(
+        self, error: Exception
+    ) -> None:
+        """When the lookup shows the record absent, it is sent again, and only then."""
+        files = FakeFiles({"rec-0000": [error]})
+
+        (outcome,) = await run(files, payloads(1))
+
+        assert outcome.kind is OutcomeKind.CREATED
+        assert not outcome.reconciled
+        assert [call for call, _, _ in files.calls] == ["create", "list", "create"]
+
+    async def test_never_two_sends_without_a_lookup_between(self) -> None:
+        """Every re-send of a record is preceded by a lookup for it."""
+        files = FakeFiles({"rec-0000": [lost(), lost(), STORE_THEN_LOSE]})
+
+        (outcome,) = await run(files, payloads(1), max_sends=5)
+
+        assert [call for call, _, _ in files.calls] == [
+            "create",
+            "list",
+            "create",
+            "list",
+            "create",
+            "list",
+        ]
+        assert outcome.kind is OutcomeKind.CREATED
+        assert outcome.reconciled
+
+    async def test_a_failed_lookup_leaves_it_unknown_and_unsent(self) -> None:
+        """If the lookup fails, the record is unknown and never sent again."""
+        files = FakeFiles(
+            {"rec-0000": [lost()]},
+            list_error=lambda: ServerError(method="GET", path=PATH, status=500),
+        )
+
+        (outcome,) = await run(files, payloads(1))
+
+        assert outcome.kind is OutcomeKind.UNKNOWN
+        assert files.creates == 1
+        assert "could not look the record up" in (outcome.message or "")
+
+    async def test_name_filter_matches_are_checked_exactly(self) -> None:
+        """A loose server match (a longer name) does not count as the record."""
+        files = FakeFiles({"rec-1": [lost()]})
+        files.store(1, "rec-10")
+        files.store(2, "rec-1")
+
+        (outcome,) = await run(files, [ImportFileCreate(1, "rec-1")])
+
+        assert outcome.kind is OutcomeKind.CREATED
+        assert not outcome.reconciled
+        assert files.creates == 2
+
+    async def test_a_near_match_is_not_taken_as_absence(self) -> None:
+        """A stored name differing only in case or spacing leaves it unknown."""
+        files = FakeFiles({"Report A": [lost()]})
+        files.store(1, "report a")
+
+        (outcome,) = await run(files, [ImportFileCreate(1, "Report A")])
+
+        assert outcome.kind is OutcomeKind.UNKNOWN
+        assert files.creates == 1
+
+    async def test_sends_are_bounded(self) -> None:
+        """After max_sends unanswered sends, each shown unstored, the record fails."""
+        files = FakeFiles({"rec-0000": [lost(), lost(), lost(), lost()]})
+
+        (outcome,) = await run(files, payloads(1), max_sends=3)
+
+        assert outcome.kind is OutcomeKind.FAILED
+        assert files.creates == 3
+        assert "never stored" in (outcome.message or "")
+
+    async def test_the_lookup_waits_for_a_slow_server(self) -> None:
+        """The lookup after a lost answer waits reconcile_delay first."""
+        files = FakeFiles({"rec-0000": [lost()]})
+
+        await run(files, payloads(1), reconcile_delay=0.2)
+
+        (create_at, list_at) = [at for _, _, at in files.calls[:2]]
+        assert list_at - create_at >= 0.19
+
+    async def test_a_success_without_an_id_is_looked_up(self) -> None:
+        """A success whose body holds no Id gets its Id from a lookup."""
+
+        class NoIdFiles(FakeFiles):
+            async def create(self, record: ImportFileCreate) -> WriteResult:
+                await super().create(record)
+                return WriteResult(True, status=200, value=None)
+
+        files = NoIdFiles()
+        (outcome,) = await run(files, payloads(1))
+
+        assert outcome.kind is OutcomeKind.CREATED
+        assert outcome.id in files.stored
+
+
+class TestThrottle:
+    async def test_a_throttle_pauses_the_whole_job(self) -> None:
+        """After a surfaced throttle, no create starts until Retry-After has passed."""
+        files = FakeFiles({"rec-0005": [throttled(0.3)]}, latency=0.005)
+
+        outcomes = await run(files, payloads(40), concurrency=4)
+
+        assert kinds(outcomes) == {"created": 40}
+        creates = [(name, at) for call, name, at in files.calls if call == "create"]
+        throttled_at = next(at for name, at in creates if name == "rec-0005")
+        # The throttle answer comes back one latency after its create started;
+        # from then on, no create may start for the 0.3 s it asked for.
+        paused = [
+            at for _, at in creates if throttled_at + 0.01 < at < throttled_at + 0.29
+        ]
+        assert paused == []
+        assert max(at for _, at in creates) - throttled_at >= 0.3
+        assert files.names("create").count("rec-0005") == 2
+
+    async def test_a_throttle_without_retry_after_uses_the_default_pause(self) -> None:
+        """With no Retry-After, the job pauses for throttle_pause seconds."""
+        files = FakeFiles({"rec-0000": [throttled(None)]})
+
+        await run(files, payloads(1), throttle_pause=0.2)
+
+        first, second = [at for _, _, at in files.calls]
+        assert second - first >= 0.19
+
+    async def test_endless_throttling_fails_the_record(self) -> None:
+        """A record throttled more than max_throttles times fails."""
+        files = FakeFiles({"rec-0000": [throttled() for _ in range(5)]})
+
+        (outcome,) = await run(files, payloads(1), max_throttles=3)
+
+        assert outcome.kind is OutcomeKind.FAILED
+        assert files.creates == 4
+        assert "throttled" in (outcome.message or "")
+
+
+class TestStopping:
+    async def test_quota_stops_cleanly_with_the_resume_time(self) -> None:
+        """A spent write quota stops the job: the rest are not attempted, with when."""
+        files = FakeFiles(by_call={6: quota()})
+
+        outcomes = await run(files, payloads(20), concurrency=1)
+
+        assert kinds(outcomes) == {"created": 5, "not_attempted": 15}
+        assert_each_index_once(outcomes, 20)
+        rest = [o for o in outcomes if o.kind is OutcomeKind.NOT_ATTEMPTED]
+        assert all(o.resume_at == RESUME_AT for o in rest)
+        assert all("quota" in (o.message or "") for o in rest)
+        assert files.creates == 6
+
+    async def test_quota_with_concurrency_lets_in_flight_creates_finish(self) -> None:
+        """Creates already past the limiter finish; nothing new is sent after."""
+        files = FakeFiles(by_call={10: quota()}, latency=0.01)
+
+        outcomes = await run(files, payloads(50), concurrency=5)
+
+        assert_each_index_once(outcomes, 50)
+        counts = kinds(outcomes)
+        assert counts["created"] == len(files.stored)
+        assert counts["created"] + counts["not_attempted"] == 50
+        assert files.creates <= 10 + 4
+
+    @pytest.mark.parametrize(
+        "make",
+        [
+            refused,
+            lambda: PermissionDeniedError(method="POST", path=PATH, status=403),
+            lambda: AuthError(error="invalid_grant", description="bad password"),
+            lambda: HostNotFoundError(
+                "cannot resolve host", method="POST", path=PATH, sent=False
+            ),
+        ],
+        ids=["401", "403", "token", "dns"],
+    )
+    async def test_a_fatal_error_fails_one_and_stops_the_rest(
+        self, make: Callable[[], Exception]
+    ) -> None:
+        """Auth failures and unknown hosts: one failure, everything else not attempted."""
+        files = FakeFiles(by_call={n: make() for n in range(3, 400)}, latency=0.002)
+
+        outcomes = await run(files, payloads(300), concurrency=8)
+
+        assert_each_index_once(outcomes, 300)
+        counts = kinds(outcomes)
+        assert counts["failed"] == 1
+        assert counts["created"] == 2
+        assert counts["not_attempted"] == 297
+        assert files.creates <= 2 + 8
+
+    async def test_stop_after_n_failures(self) -> None:
+        """stop_after=N stops sending once N records failed."""
+        files = FakeFiles(
+            by_call={
+                n: NotFoundError(method="POST", path=PATH, status=404)
+                for n in (2, 4, 6, 8)
+            }
+        )
+
+        outcomes = await run(files, payloads(20), concurrency=1, stop_after=3)
+
+        assert kinds(outcomes) == {"created": 3, "failed": 3, "not_attempted": 14}
+        assert files.creates == 6
+        rest = [o for o in outcomes if o.kind is OutcomeKind.NOT_ATTEMPTED]
+        assert all("3 failed" in (o.message or "") for o in rest)
+
+    async def test_failures_do_not_stop_the_job_by_default(self) -> None:
+        """The default policy continues past any number of failures."""
+        files = FakeFiles(
+            by_call={
+                n: NotFoundError(method="POST", path=PATH, status=404)
+                for n in range(1, 30)
+            }
+        )
+
+        outcomes = await run(files, payloads(40))
+
+        assert kinds(outcomes) == {"failed": 29, "created": 11}
+
+
+class TestSkipExisting:
+    async def test_existing_records_are_skipped_with_their_id(self) -> None:
+        """skip_existing looks each record up and skips those already stored."""
+        files = FakeFiles()
+        existing = files.store(1, "rec-0002")
+        files.store(2, "rec-0003")  # another business: not the same record
+
+        outcomes = by_index(await run(files, payloads(4), skip_existing=True))
+
+        assert outcomes[2].kind is OutcomeKind.SKIPPED
+        assert outcomes[2].id == existing
+        assert outcomes[3].kind is OutcomeKind.CREATED
+        assert files.names("create").count("rec-0002") == 0
+        assert len(files.names("list")) == 4
+
+    async def test_a_failed_check_fails_the_record_unsent(self) -> None:
+        """If the existence check fails, the record is not sent."""
+        files = FakeFiles(
+            list_error=lambda: ServerError(method="GET", path=PATH, status=500)
+        )
+
+        (outcome,) = await run(files, payloads(1), skip_existing=True)
+
+        assert outcome.kind is OutcomeKind.FAILED
+        assert files.creates == 0
+
+
+def write_jsonl(path: Path, names: Sequence[str]) -> Path:
+    path.write_text(
+        "".join(json.dumps({"BusinessId": 1, "Name": n}) + "\n" for n in names),
+        encoding="utf-8",
+    )
+    return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def read_keys(path: Path) -> dict[str, str]:
+    with open_records(path) as reader:
+        return {r.raw["Name"]: r.key for r in reader}
+
+
+class TestJournal:
+    async def test_a_second_run_skips_what_the_first_settled(
+        self, tmp_path: Path
+    ) -> None:
+        """Created and rejected records are skipped on a re-run, failed ones resent."""
+        source = write_jsonl(tmp_path / "in.jsonl", ["a", "b", "c", "d"])
+        files = FakeFiles(
+            {
+                "b": [invalid(FieldError("Name", "bad"))],
+                "c": [NotFoundError(method="POST", path=PATH, status=404)],
+            }
+        )
+        with Journal(tmp_path / "j.sqlite", synchronous="normal") as journal:
+            with open_records(source) as reader:
+                first = by_index(await run(files, reader, journal=journal))
+            with open_records(source) as reader:
+                second = by_index(await run(files, reader, journal=journal))
+
+        assert [first[i].kind.value for i in range(4)] == [
+            "created",
+            "rejected",
+            "failed",
+            "created",
+        ]
+        assert [second[i].kind.value for i in range(4)] == [
+            "skipped",
+            "skipped",
+            "created",
+            "skipped",
+        ]
+        assert second[0].id == first[0].id
+        assert "rejected in an earlier run" in (second[1].message or "")
+        assert files.names("create") == ["a", "b", "c", "d", "c"] or sorted(
+            files.names("create")
+        ) == ["a", "b", "c", "c", "d"]
+
+    async def test_records_left_in_flight_are_looked_up_first(
+        self, tmp_path: Path
+    ) -> None:
+        """A record an earlier run left 'sending' is reconciled before any send."""
+        source = write_jsonl(tmp_path / "in.jsonl", ["stored", "lost", "new"])
+        keys = read_keys(source)
+        files = FakeFiles()
+        stored_id = files.store(1, "stored")
+        with Journal(tmp_path / "j.sqlite", synchronous="normal") as journal:
+            journal.mark_sending(keys["stored"], 1, "stored")
+            journal.mark_sending(keys["lost"], 1, "lost")
+            with open_records(source) as reader:
+                outcomes = by_index(await run(files, reader, journal=journal))
+            states = {name: journal.state(key) for name, key in keys.items()}
+
+        assert outcomes[0].kind is OutcomeKind.CREATED
+        assert outcomes[0].reconciled
+        assert outcomes[0].id == stored_id
+        assert outcomes[1].kind is OutcomeKind.CREATED
+        assert sorted(files.names("create")) == ["lost", "new"]
+        assert all(s is not None and s.state == "created" for s in states.values())
+        assert_no_duplicates(files)
+
+    async def test_sending_is_journaled_before_the_create_leaves(
+        self, tmp_path: Path
+    ) -> None:
+        """When a create is sent, the journal already says 'sending' for it."""
+        source = write_jsonl(tmp_path / "in.jsonl", ["a", "b", "c"])
+        keys = read_keys(source)
+        seen: dict[str, str | None] = {}
+        files = FakeFiles()
+        with Journal(tmp_path / "j.sqlite", synchronous="normal") as journal:
+
+            def on_create(record: ImportFileCreate) -> None:
+                entry = journal.state(keys[record.name])
+                seen[record.name] = None if entry is None else entry.state
+
+            files.on_create = on_create
+            with open_records(source) as reader:
+                await run(files, reader, journal=journal)
+
+        assert seen == {"a": "sending", "b": "sending", "c": "sending"}
+
+    async def test_plain_records_get_stable_keys(self, tmp_path: Path) -> None:
+        """Models and mappings are journaled too, so a re-run skips them."""
+        records: list[Any] = [ImportFileCreate(1, "a"), {"BusinessId": 1, "Name": "b"}]
+        files = FakeFiles()
+        with Journal(tmp_path / "j.sqlite", synchronous="normal") as journal:
+            await run(files, records, journal=journal)
+            again = await run(files, records, journal=journal)
+
+        assert kinds(again) == {"skipped": 2}
+        assert files.creates == 2
+
+
+class TestCancellation:
+    async def test_cancel_accounts_for_every_record(self) -> None:
+        """cancel(): finished stay, in-flight become unknown, the rest not attempted."""
+        files = FakeFiles(latency=0.05)
+        outcomes: list[Outcome] = []
+        async with bulk_create(FakeClient(files), payloads(60), concurrency=4) as job:
+            async for outcome in job:
+                outcomes.append(outcome)
+                if len(outcomes) == 6:
+                    job.cancel()
+
+        assert_each_index_once(outcomes, 60)
+        counts = kinds(outcomes)
+        assert counts["unknown"] <= 4
+        assert counts["created"] + counts["unknown"] + counts["not_attempted"] == 60
+        unknown = [o for o in outcomes if o.kind is OutcomeKind.UNKNOWN]
+        assert all("in flight" in (o.message or "") for o in unknown)
+        assert job.stop_reason == "the job was cancelled"
+
+    async def test_stop_lets_in_flight_creates_finish(self) -> None:
+        """stop(): creates in flight finish as created; no unknowns."""
+        files = FakeFiles(latency=0.02)
+        outcomes: list[Outcome] = []
+        async with bulk_create(FakeClient(files), payloads(60), concurrency=4) as job:
+            async for outcome in job:
+                outcomes.append(outcome)
+                if len(outcomes) == 6:
+                    job.stop("enough")
+
+        counts = kinds(outcomes)
+        assert "unknown" not in counts
+        assert counts["created"] == len(files.stored) >= 6
+        assert_each_index_once(outcomes, 60)
+
+    async def test_outer_cancellation_accounts_through_the_hook(self) -> None:
+        """A cancel scope around the job: every record still reaches on_outcome."""
+        files = FakeFiles(latency=0.05)
+        hooked: list[Outcome] = []
+        with anyio.move_on_after(0.12):
+            async with bulk_create(
+                FakeClient(files),
+                payloads(100),
+                concurrency=4,
+                on_outcome=hooked.append,
+            ) as job:
+                async for _ in job:
+                    pass
+
+        assert_each_index_once(hooked, 100)
+        counts = kinds(hooked)
+        assert counts["unknown"] == 4
+        assert counts["created"] == len(files.stored)
+
+    async def test_task_cancel_accounts_and_reraises(self) -> None:
+        """asyncio task.cancel(): the task ends cancelled, every record accounted."""
+        hooked: list[Outcome] = []
+
+        async def consume() -> None:
+            async with bulk_create(
+                FakeClient(FakeFiles(latency=0.05)),
+                payloads(100),
+                concurrency=4,
+                on_outcome=hooked.append,
+            ) as job:
+                async for _ in job:
+                    pass
+
+        task = asyncio.ensure_future(consume())
+        await asyncio.sleep(0.12)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+        assert_each_index_once(hooked, 100)
+
+    async def test_leaving_the_loop_early_stops_the_job(self) -> None:
+        """break: the job stops and the remaining records are not attempted."""
+        hooked: list[Outcome] = []
+        files = FakeFiles(latency=0.01)
+
+        async def records() -> AsyncIterator[ImportFileCreate]:
+            for record in payloads(500):
+                yield record
+
+        async with bulk_create(
+            FakeClient(files), records(), concurrency=4, on_outcome=hooked.append
+        ) as job:
+            async for _ in job:
+                break
+
+        assert_each_index_once(hooked, 500)
+        assert files.creates < 20
+        assert job.elapsed < 5
+
+    async def test_an_error_in_the_body_propagates_unwrapped(self) -> None:
+        """The consumer's exception comes out as itself, not in an exception group."""
+
+        async def consume() -> None:
+            async with bulk_create(FakeClient(FakeFiles()), payloads(50)) as job:
+                async for _ in job:
+                    raise KeyError("boom")
+
+        with pytest.raises(KeyError, match="boom"):
+            await consume()
+
+    async def test_ctrl_c_leaves_no_stray_output(self, tmp_path: Path) -> None:
+        """Ctrl-C prints what a bare asyncio program prints: no warnings, no extras."""
+        out, err = await _interrupt(tmp_path / "job.py", _CTRL_C_SCRIPT)
+        _, baseline = await _interrupt(tmp_path / "bare.py", _BARE_SCRIPT)
+
+        assert out.split() == ["accounted", "300"]
+        assert err.rstrip().endswith("KeyboardInterrupt")
+        assert err.count("Traceback (most recent call last)") == baseline.count(
+            "Traceback (most recent call last)"
+        )
+        for stray in ("destroyed", "never awaited", "ignored", "Unclosed", "Group"):
+            assert stray not in err
+        assert "WouldBlock" not in err
+
+
+async def _interrupt(script: Path, text: str) -> tuple[str, str]:
+    """Run a script, press Ctrl-C once it prints 'started', return its output."""
+    write_text(script, text)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-W",
+        "error",
+        str(script),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        assert (await process.stdout.readline()).strip() == b"started"
+        process.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(process.communicate(), 20)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    return out.decode(), err.decode()
+
+
+_BARE_SCRIPT = """
+import asyncio
+
+async def main():
+    print("started", flush=True)
+    await asyncio.sleep(30)
+
+asyncio.run(main())
+"""
+
+_CTRL_C_SCRIPT = """
+import asyncio
+import anyio
+from nexudus_async._bulk import bulk_create
+from nexudus_async._models import ImportFileCreate, WriteResult
+
+class Files:
+    def __init__(self):
+        self.next = 0
+    async def create(self, record):
+        await anyio.sleep(0.02)
+        self.next += 1
+        return WriteResult(True, value={"Id": self.next})
+    async def list(self, **kw):
+        raise AssertionError("no lookups expected")
+
+class Client:
+    import_files = Files()
+
+seen = []
+
+async def main():
+    records = [ImportFileCreate(1, f"r{i}") for i in range(300)]
+    async with bulk_create(Client(), records, concurrency=4, on_outcome=seen.append) as job:
+        async for outcome in job:
+            if outcome.index == 0:
+                print("started", flush=True)
+
+try:
+    asyncio.run(main())
+finally:
+    print("accounted", len({o.index for o in seen}), flush=True)
+"""
+
+
+class TestInput:
+    async def test_an_input_error_comes_after_the_outcomes_read_before(self) -> None:
+        """A failing input: records read before finish, then its error is raised."""
+
+        def generate() -> Iterator[ImportFileCreate]:
+            yield from payloads(5)
+            raise OSError("disk gone")
+
+        outcomes: list[Outcome] = []
+
+        async def consume() -> None:
+            async with bulk_create(FakeClient(FakeFiles()), generate()) as job:
+                async for outcome in job:
+                    outcomes.append(outcome)
+
+        with pytest.raises(OSError, match="disk gone"):
+            await consume()
+
+        assert kinds(outcomes) == {"created": 5}
+
+    @pytest.mark.parametrize(
+        "records",
+        [ImportFileCreate(1, "a"), {"BusinessId": 1, "Name": "a"}, "ab", 7],
+        ids=["model", "mapping", "str", "int"],
+    )
+    def test_a_single_record_is_refused(self, records: Any) -> None:
+        """Passing one record, or something not iterable, raises TypeError."""
+        with pytest.raises(TypeError):
+            bulk_create(FakeClient(FakeFiles()), records)
+
+    @pytest.mark.parametrize(
+        "options",
+        [{"concurrency": 0}, {"stop_after": 0}, {"max_sends": 0}],
+        ids=["concurrency", "stop_after", "max_sends"],
+    )
+    def test_limits_below_one_are_refused(self, options: dict[str, int]) -> None:
+        """Limits below 1 raise ValueError at once."""
+        with pytest.raises(ValueError, match="at least 1"):
+            bulk_create(FakeClient(FakeFiles()), [], **options)
+
+    async def test_iterating_outside_the_context_is_refused(self) -> None:
+        """A job iterated before it is entered raises ClientStateError."""
+        job = bulk_create(FakeClient(FakeFiles()), [])
+        with pytest.raises(ClientStateError):
+            await job.__anext__()
+
+    async def test_a_job_runs_only_once(self) -> None:
+        """Entering a finished job again raises ClientStateError."""
+        job = bulk_create(FakeClient(FakeFiles()), payloads(2))
+        async with job:
+            assert len([o async for o in job]) == 2
+        with pytest.raises(ClientStateError):
+            async with job:
+                pass
+
+    async def test_an_empty_input_ends_at_once(self) -> None:
+        """No records: no outcome, no request."""
+        files = FakeFiles()
+
+        assert await run(files, []) == []
+        assert files.calls == []
+
+
+class TestProgress:
+    async def test_snapshots_come_at_most_every_interval_and_at_the_end(self) -> None:
+        """The callback gets counts, rate and ETA, spaced out, with a final one."""
+        snapshots: list[Progress] = []
+        files = FakeFiles(
+            {"rec-0003": [invalid(FieldError("Name", "bad"))]}, latency=0.01
+        )
+
+        await run(
+            files,
+            payloads(60),
+            concurrency=2,
+            progress=snapshots.append,
+            progress_interval=0.05,
+        )
+
+        assert 3 <= len(snapshots) <= 15
+        last = snapshots[-1]
+        assert last.final
+        assert last.done == last.total == 60
+        assert last.counts[OutcomeKind.CREATED] == 59
+        assert last.counts[OutcomeKind.REJECTED] == 1
+        middle = snapshots[len(snapshots) // 2]
+        assert not middle.final
+        assert middle.rate > 0
+        assert middle.eta is not None
+        assert middle.eta > 0
+        assert all(not s.final for s in snapshots[:-1])
+
+    async def test_a_failing_callback_does_not_break_the_job(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A progress callback that raises is dropped; the job carries on."""
+
+        def broken(_: Progress) -> None:
+            raise RuntimeError("display gone")
+
+        with caplog.at_level(logging.ERROR, logger="nexudus_async"):
+            outcomes = await run(
+                FakeFiles(latency=0.005),
+                payloads(20),
+                progress=broken,
+                progress_interval=0.0,
+            )
+
+        assert kinds(outcomes) == {"created": 20}
+        assert "progress callback failed" in caplog.text
+
+    async def test_job_snapshot_and_counts(self) -> None:
+        """The job exposes live counts and a snapshot."""
+        async with bulk_create(FakeClient(FakeFiles()), payloads(3)) as job:
+            async for _ in job:
+                pass
+            snapshot = job.snapshot()
+
+        assert job.counts[OutcomeKind.CREATED] == 3
+        assert job.done == 3
+        assert snapshot.final
+        assert not job.running
+
+
+class TestReport:
+    async def test_create_all_counts_and_keeps_what_is_not_created(self) -> None:
+        """create_all returns counts for every kind and only non-created outcomes."""
+        files = FakeFiles(
+            {"rec-0004": [invalid(FieldError("Name", "bad"))]}, latency=0.001
+        )
+
+        report = await create_all(FakeClient(files), payloads(10), reconcile_delay=0)
+
+        assert report.counts[OutcomeKind.CREATED] == 9
+        assert report["rejected"] == 1
+        assert report.total == 10
+        assert sum(report.counts.values()) == 10
+        assert [o.index for o in report.outcomes] == [4]
+        assert report.elapsed > 0
+        assert report.stop_reason is None
+
+    async def test_create_all_in_input_order_with_created(self) -> None:
+        """ordered=True sorts by index; keep_created keeps every outcome."""
+        files = FakeFiles(latency=0.0)
+        rng = random.Random(3)
+        files.latency = 0.0
+
+        class Jittery(FakeFiles):
+            async def create(self, record: ImportFileCreate) -> WriteResult:
+                self.latency = rng.random() / 100
+                return await super().create(record)
+
+        report = await create_all(
+            FakeClient(Jittery()),
+            payloads(30),
+            ordered=True,
+            keep_created=True,
+            concurrency=8,
+        )
+
+        assert [o.index for o in report.outcomes] == list(range(30))
+
+    async def test_create_all_reports_a_quota_stop(self) -> None:
+        """The report says why the job stopped and when it may resume."""
+        report = await create_all(
+            FakeClient(FakeFiles(by_call={3: quota()})), payloads(5), concurrency=1
+        )
+
+        assert report.resume_at == RESUME_AT
+        assert "quota" in (report.stop_reason or "")
+        assert report["not_attempted"] == 3
+
+
+class TestAgainstTheEmulator:
+    async def test_ten_records_with_an_invalid_a_throttled_and_a_reset_one(
+        self,
+    ) -> None:
+        """9 created and 1 rejected; record 8 reconciled to the Id really stored."""
+        from nexudus_async._auth import BasicAuth
+        from nexudus_async._client import NexudusClient
+        from nexudus_async.emulator import Emulator, EmulatorConfig, Faults, Limits
+
+        names = [f"record-{n:02d}" for n in range(1, 11)]
+        faults = Faults(
+            by_name={
+                names[3]: ("throttle", "throttle"),
+                names[7]: ("reset_after_store",),
+            }
+        )
+        records = [
+            ImportFileCreate(99 if n == 2 else 1, name)
+            for n, name in enumerate(names, start=1)
+        ]
+        config = EmulatorConfig(limits=Limits.off(), faults=faults)
+        async with (
+            Emulator(config) as emulator,
+            NexudusClient(
+                auth=BasicAuth("admin@example.com", "password"),
+                base_url=emulator.base_url,
+                rate_limits=None,
+            ) as client,
+        ):
+            report = await create_all(
+                client, records, concurrency=4, ordered=True, keep_created=True
+            )
+            stored = {row["Name"]: row["Id"] for row in emulator.records.values()}
+            throttles = emulator.stats.throttled
+
+        assert report["created"] == 9
+        assert report["rejected"] == 1
+        second = report.outcomes[1]
+        assert second.kind is OutcomeKind.REJECTED
+        assert [e.property_name for e in second.errors] == ["BusinessId"]
+        assert second.errors[0].attempted_value == 99
+        eighth = report.outcomes[7]
+        assert eighth.kind is OutcomeKind.CREATED
+        assert eighth.reconciled
+        assert eighth.id == stored["record-08"]
+        assert report.outcomes[3].kind is OutcomeKind.CREATED
+        assert throttles == 2
+        assert len(stored) == 9
+        assert all(o.id == stored[o.record.name] for o in report.outcomes if o.id)
+
+    async def test_the_real_limiter_stops_the_job_when_the_quota_is_spent(
+        self,
+    ) -> None:
+        """With 5 writes allowed a day, 5 are created and the rest wait for tomorrow."""
+        from nexudus_async._auth import BasicAuth
+        from nexudus_async._client import NexudusClient
+        from nexudus_async._limiter import RateLimits, Window
+        from nexudus_async.emulator import Emulator, EmulatorConfig, Limits
+
+        limits = RateLimits((Window(5, 86400.0, writes_only=True),), max_wait=1.0)
+        config = EmulatorConfig(limits=Limits.off())
+        async with (
+            Emulator(config) as emulator,
+            NexudusClient(
+                auth=BasicAuth("admin@example.com", "password"),
+                base_url=emulator.base_url,
+                rate_limits=limits,
+            ) as client,
+        ):
+            report = await create_all(client, payloads(12), concurrency=3)
+            stored = len(emulator.records)
+
+        assert report["created"] == stored == 5
+        assert report["not_attempted"] == 7
+        tomorrow = datetime.now(timezone.utc) + timedelta(hours=23)
+        assert report.resume_at is not None
+        assert report.resume_at > tomorrow
+        assert all(o.resume_at == report.resume_at for o in report.outcomes)
+
+    async def test_refused_credentials_fail_once_and_stop(self) -> None:
+        """A wrong password: one failed record, every other one not attempted."""
+        from nexudus_async._auth import BasicAuth
+        from nexudus_async._client import NexudusClient
+        from nexudus_async.emulator import Emulator, EmulatorConfig, Limits
+
+        async with Emulator(EmulatorConfig(limits=Limits.off())) as emulator:
+            async with NexudusClient(
+                auth=BasicAuth("admin@example.com", "wrong"),
+                base_url=emulator.base_url,
+                rate_limits=None,
+            ) as client:
+                report = await create_all(client, payloads(200), concurrency=8)
+            requests = emulator.stats.requests
+
+        assert report["failed"] == 1
+        assert report["not_attempted"] == 199
+        assert "401" in (report.stop_reason or "")
+        assert requests <= 8 * 2
+
+
+def test_bulk_job_is_the_type_bulk_create_returns() -> None:
+    """bulk_create hands back a BulkJob, not yet started."""
+    job = bulk_create(FakeClient(FakeFiles()), [])
+    assert isinstance(job, BulkJob)
+    assert job.elapsed == 0.0
+    assert job.stop_reason is None
