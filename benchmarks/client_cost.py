@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import time
 from collections.abc import Callable, Coroutine
@@ -40,7 +41,7 @@ AUTH = BasicAuth("admin@example.com", "password")
 async def plain_loop(url: str, count: int) -> int:
     """The hand-written baseline: POST, read the envelope, keep the Id."""
     header = {
-        "Authorization": "Basic YWRtaW5AZXhhbXBsZS5jb206cGFzc3dvcmQ=",
+        "Authorization": "Basic " + base64.b64encode(b"admin@example.com:x").decode(),
         "Content-Type": "application/json",
         "Accept": "application/json",
     }
