@@ -135,7 +135,8 @@ class NexudusClient:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._state = _State.NEW
-        self._base_url = _check_base_url(base_url, allow_http)
+        # Kept as text: every request joins it with a path.
+        self._base_url = str(_check_base_url(base_url, allow_http))
         self._auth_config = auth
         self._auth = make_authenticator(auth, self._fetch_token)
         self._session = session
@@ -151,7 +152,7 @@ class NexudusClient:
 
     def __repr__(self) -> str:
         return (
-            f"NexudusClient(base_url={str(self._base_url)!r}, "
+            f"NexudusClient(base_url={self._base_url!r}, "
             f"auth={self._auth_config!r}, state={self._state.value!r})"
         )
 
@@ -165,7 +166,7 @@ class NexudusClient:
     @property
     def base_url(self) -> str:
         """The root URL requests go to."""
-        return str(self._base_url)
+        return self._base_url
 
     @property
     def closed(self) -> bool:
@@ -264,7 +265,9 @@ class NexudusClient:
                 renewed, attempt = True, attempt - 1
             except NexudusError as error:
                 if attempt >= self._retry.max_attempts or not should_retry(
-                    error, idempotent=call.idempotent
+                    error,
+                    idempotent=call.idempotent,
+                    give_up_over=self._retry.retry_after_give_up,
                 ):
                     raise
                 await self._wait_before_retry(call, error, attempt)
@@ -328,7 +331,7 @@ class NexudusClient:
         try:
             async with session.request(
                 call.method,
-                str(self._base_url) + call.path,
+                self._base_url + call.path,
                 params=call.params,
                 data=call.body,
                 headers=headers,

@@ -103,8 +103,9 @@ class RateLimiter:
 
     Each window remembers when its last ``limit`` requests went out, so a request is
     held until the oldest of them is ``seconds`` old. On top of the windows, a throttle
-    answer pauses every request (``pause``); when the pause ends the waiting requests
-    go out ``restart_spacing`` apart rather than in one burst.
+    answer pauses every request (``pause``); when the pause ends the requests it held
+    go out ``restart_spacing`` apart rather than in one burst, and once the last of
+    them is out, requests go at the pace of the windows alone again.
 
     The limiter never sends anything; callers ``await acquire()`` just before each
     request. It is not thread-safe: use it from the event loop of its client.
@@ -134,9 +135,8 @@ class RateLimiter:
         ]
         self._margin = limits.margin if limits else 0.0
         self._pause_until = float("-inf")
-        self._restarting = False
         self._last_admit = float("-inf")
-        self._waiting = 0
+        self._held = 0
 
     @property
     def limits(self) -> RateLimits | None:
@@ -156,28 +156,41 @@ class RateLimiter:
             QuotaExhaustedError: The windows would hold the request longer than
                 ``RateLimits.max_wait``. Nothing is counted.
         """
-        while True:
-            now = self._clock()
-            window_ready = self._window_ready(write)
-            ready = max(window_ready, self._pause_ready())
-            if ready <= now:
-                self._admit(write, now)
-                return
-            self._check_max_wait(write, window_ready - now)
-            self._waiting += 1
-            try:
-                await self._sleep(ready - now)
-            finally:
-                self._waiting -= 1
+        # The restart after a pause lasts only until every request the pause held is
+        # out, and a pause that held none needs no restart. Counting whoever is
+        # waiting instead would never end it under a busy job, where each request
+        # just sent is soon back waiting for the next slot.
+        held = False
+        try:
+            while True:
+                now = self._clock()
+                window_ready = self._window_ready(write)
+                still_held = self._held_by_pause(held, now, window_ready)
+                self._held += int(still_held) - int(held)
+                held = still_held
+                ready = max(window_ready, self._pause_ready(0 if held else self._held))
+                if ready <= now:
+                    if held:
+                        held = False
+                        self._held -= 1
+                    self._admit(write, now)
+                    return
+                self._check_max_wait(write, window_ready - now)
+                # Whatever else holds it, wake when the pause ends to take stock.
+                wake = self._pause_until if now < self._pause_until else ready
+                await self._sleep(wake - now)
+        finally:
+            # Cancelled or refused while held: the restart must not wait for it.
+            if held:
+                self._held -= 1
 
     def pause(self, seconds: float) -> None:
         """Hold every request for ``seconds`` from now (a longer pause in force wins)."""
         self._pause_until = max(self._pause_until, self._clock() + max(0.0, seconds))
-        self._restarting = True
 
     def wait_time(self, *, write: bool) -> float:
         """Seconds until a request of this kind could go, ignoring other waiters."""
-        ready = max(self._window_ready(write), self._pause_ready())
+        ready = max(self._window_ready(write), self._pause_ready(0))
 
         return max(0.0, ready - self._clock())
 
@@ -197,20 +210,29 @@ class RateLimiter:
 
         return ready
 
-    def _pause_ready(self) -> float:
-        if not self._restarting:
-            return self._pause_until
+    def _held_by_pause(self, held: bool, now: float, window_ready: float) -> bool:
+        """Whether the restart must wait for this request before it ends."""
+        if now < self._pause_until:
+            return True
+        # Once the pause is over, a held request the windows delay past its restart
+        # slot waits on them, not on the restart; counting it would keep every other
+        # request restart-spaced for as long as the windows hold it.
+        return held and window_ready <= self._pause_ready(0)
 
-        return max(self._pause_until, self._last_admit + self._spacing)
+    def _pause_ready(self, ahead: int) -> float:
+        """When the pause lets a request go that has ``ahead`` held requests before it."""
+        if self._held == 0:
+            return self._pause_until
+        # A request that first waits after the pause ended queues behind those still
+        # held. Were it to compete with them for each slot instead, the one just sent
+        # would keep winning the next, and the restart would drag on.
+        return max(self._pause_until, self._last_admit + (1 + ahead) * self._spacing)
 
     def _admit(self, write: bool, now: float) -> None:
         for window, sent in self._sent:
             if write or not window.writes_only:
                 sent.append(now)
         self._last_admit = now
-        # The restart after a pause is over once nobody queued behind it is left.
-        if self._restarting and self._waiting == 0:
-            self._restarting = False
 
     def _check_max_wait(self, write: bool, wait: float) -> None:
         max_wait = self._limits.max_wait if self._limits else None

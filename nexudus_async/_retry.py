@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections.abc import Callable
@@ -67,6 +68,10 @@ class RetryPolicy:
         backoff_max: Upper bound, in seconds, of one backoff wait.
         retry_after_max: Upper bound, in seconds, of a wait the server asked for with
             ``Retry-After``.
+        retry_after_give_up: A throttle asking for a wait longer than this many
+            seconds is not retried at all: its ``ThrottledError`` reaches the caller
+            at once. Such waits (the server's daily quota is the usual cause) are
+            not ones a retry loop can sit out.
         jitter: Fraction of each backoff wait that is randomised (``0`` for exact
             waits, ``1`` for anything between zero and the full wait), so that
             clients that failed together do not come back together.
@@ -76,6 +81,7 @@ class RetryPolicy:
     backoff_initial: float = attrs.field(default=0.5, validator=_at_least(0.0))
     backoff_max: float = attrs.field(default=30.0, validator=_at_least(0.0))
     retry_after_max: float = attrs.field(default=120.0, validator=_at_least(0.0))
+    retry_after_give_up: float = attrs.field(default=3600.0, validator=_at_least(0.0))
     jitter: float = attrs.field(default=0.5, validator=_fraction)
 
     def backoff(
@@ -87,15 +93,22 @@ class RetryPolicy:
         return base * (1.0 - self.jitter * rand())
 
 
-def should_retry(error: NexudusError, *, idempotent: bool) -> bool:
+def should_retry(
+    error: NexudusError, *, idempotent: bool, give_up_over: float = math.inf
+) -> bool:
     """Whether a request that failed with ``error`` may be sent again.
 
     A request that surely never reached the server, or that the server refused to
     look at (a throttle), is safe to repeat whatever its method. Anything else is
     repeated only when repeating it cannot do harm twice.
+
+    A throttle asking for a wait longer than ``give_up_over`` seconds is not
+    retried: waiting the capped time would only meet the same refusal (the daily
+    quota is the usual cause), so the caller gets the error and can stop or come
+    back later.
     """
     if isinstance(error, ThrottledError):
-        return True
+        return error.retry_after is None or error.retry_after <= give_up_over
     if isinstance(error, (ConnectError, RequestTimeoutError)) and not error.sent:
         return not isinstance(error.__cause__, _PERMANENT_CONNECT_FAILURES)
     if isinstance(error, (TransportError, ServerError)):

@@ -26,14 +26,21 @@ FAULT_KINDS = (
 
 @pytest.mark.slow
 class TestSoak:
-    async def test_every_record_settles_once_and_nothing_is_stored_twice(self) -> None:
+    # The client's own retries are how the bulk creator runs for real; with one
+    # attempt per request, every fault reaches the bulk creator instead, lookups
+    # included, so its own decisions (unknown outcomes above all) are under test.
+    @pytest.mark.parametrize(
+        "retry",
+        [None, RetryPolicy(max_attempts=1)],
+        ids=["client-retries", "one-attempt"],
+    )
+    async def test_every_record_settles_once_and_nothing_is_stored_twice(
+        self, retry: RetryPolicy | None
+    ) -> None:
         """5,000 records under seeded 5xx, throttles and resets: exact accounting."""
         faults = Faults(rate=0.08, kinds=FAULT_KINDS, scope="all", seed=20240601)
         config = EmulatorConfig(limits=Limits.off(), faults=faults)
         records = [ImportFileCreate(1 + n % 3, f"soak-{n:05d}") for n in range(RECORDS)]
-        # One attempt per request: every fault reaches the bulk creator, lookups
-        # included, so its own decisions are what is under test.
-        retry = RetryPolicy(max_attempts=1)
         async with (
             Emulator(config) as emulator,
             NexudusClient(

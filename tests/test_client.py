@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import pickle
+import re
 import socket
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -44,6 +45,7 @@ from nexudus_async._errors import (
     ThrottledError,
     UnsuccessfulError,
     ValidationError,
+    WireFormatError,
 )
 from nexudus_async._limiter import RateLimits, Window
 from nexudus_async._models import ImportFileCreate, Token
@@ -188,19 +190,27 @@ class TestLifecycle:
 
     async def test_garbage_collected_open_client_warns(self) -> None:
         """An open client dropped without closing warns with a ResourceWarning naming it."""
+        # Collect what earlier tests left first, so that only this client's warning
+        # can appear below.
+        gc.collect()
         client = NexudusClient(auth=BearerAuth("t"), base_url=FAKE_BASE)
         await client.open()
         session = client._session
         assert session is not None
         del client
-        with pytest.warns(
-            ResourceWarning, match=r"Unclosed NexudusClient NexudusClient\(base_url="
-        ):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             gc.collect()
         await session.close()
+        messages = [str(w.message) for w in caught if w.category is ResourceWarning]
+        assert any(
+            re.match(r"Unclosed NexudusClient NexudusClient\(base_url=", m)
+            for m in messages
+        ), messages
 
     def test_failed_construction_does_not_warn(self) -> None:
         """A client whose construction failed leaves no warning behind."""
+        gc.collect()
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             with pytest.raises(ValueError, match="plain http"):
@@ -368,6 +378,43 @@ class TestAnswers:
         async with open_client(fake_time) as client:
             with pytest.raises(ProtocolError, match="UpdatedOn"):
                 await client.import_files.create(NEW)
+
+    @pytest.mark.parametrize(
+        ("envelope", "path", "value"),
+        [
+            (
+                {"WasSuccessful": True, "UpdatedOn": "2025-02-30T10:30:00Z"},
+                "UpdatedOn",
+                "2025-02-30T10:30:00Z",
+            ),
+            ({"WasSuccessful": True, "Status": 200.0}, "Status", 200.0),
+            ({"WasSuccessful": True, "Value": [42]}, "Value", [42]),
+            (
+                {"WasSuccessful": False, "Errors": [{"Message": 3}]},
+                "Errors[0].Message",
+                3,
+            ),
+        ],
+    )
+    async def test_bad_envelope_error_names_the_field(
+        self,
+        fake_time: FakeTime,
+        fake_api: FakeAPI,
+        envelope: dict[str, Any],
+        path: str,
+        value: Any,
+    ) -> None:
+        """A misfit 2xx envelope is a ProtocolError quoting the wire path and raw value."""
+        fake_api.on("POST", ITEMS, Reply(json=envelope))
+        async with open_client(fake_time) as client:
+            with pytest.raises(ProtocolError) as caught:
+                await client.import_files.create(NEW)
+        cause = caught.value.__cause__
+        assert isinstance(cause, WireFormatError)
+        assert (cause.path, cause.value) == (path, value)
+        assert (
+            str(caught.value) == f"POST {ITEMS} answered 200: bad write result: {cause}"
+        )
 
     @pytest.mark.parametrize(
         "body", [b"", b"<html></html>", b"42", b'"text"', b"{broken"]
@@ -722,7 +769,7 @@ class TestRetries:
         fake_api.on(
             "GET",
             f"{ITEMS}/7",
-            Reply(429, headers={"Retry-After": "86400"}),
+            Reply(429, headers={"Retry-After": "600"}),
             Reply(json=RECORD),
         )
         async with open_client(
@@ -730,6 +777,18 @@ class TestRetries:
         ) as client:
             await client.import_files.get(7)
         assert fake_time.sleeps == [9.0]
+
+    async def test_throttle_past_give_up_is_not_retried(
+        self, fake_time: FakeTime, fake_api: FakeAPI
+    ) -> None:
+        """A throttle asking for hours (a spent daily quota) raises at once, unretried."""
+        fake_api.on("POST", ITEMS, Reply(409, headers={"Retry-After": "7200"}))
+        async with open_client(fake_time) as client:
+            with pytest.raises(ThrottledError) as caught:
+                await client.import_files.create(NEW)
+        assert caught.value.retry_after == 7200.0
+        assert len(fake_api.requests) == 1
+        assert fake_time.sleeps == []
 
     async def test_throttles_exhausted(
         self, fake_time: FakeTime, fake_api: FakeAPI

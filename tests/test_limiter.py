@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
@@ -115,7 +117,8 @@ class TestSlidingWindows:
         """A request cancelled while waiting is not counted."""
         limiter = RateLimiter(RateLimits([Window(1, 10.0)]))  # real clock and sleep
         await limiter.acquire(write=False)
-        with pytest.raises(TimeoutError):
+        # asyncio.TimeoutError: the builtin from 3.11, a class of its own on 3.10.
+        with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(limiter.acquire(write=False), 0.01)
         assert len(limiter._sent[0][1]) == 1
 
@@ -162,6 +165,67 @@ class TestPause:
         # Once the queue has drained, requests go freely again.
         fake_time.now += 10.0
         assert await _admit_times(limiter, fake_time, [False, False]) == [13.3, 13.3]
+
+    async def test_pause_that_held_nobody_needs_no_restart(
+        self, fake_time: FakeTime
+    ) -> None:
+        """A zero pause (Retry-After: 0) holds nothing, so nothing is spaced out."""
+        limiter = _limiter(fake_time)
+        await limiter.acquire(write=True)
+        limiter.pause(0.0)
+        assert await _admit_times(limiter, fake_time, [True, True]) == [0.0, 0.0]
+        assert fake_time.sleeps == []
+
+    async def test_restart_ends_under_a_busy_job(self) -> None:
+        """Once the requests held by a pause are out, a busy job goes at full speed."""
+        # Real time: the fake clock does not wake sleepers in deadline order, and the
+        # order in which held and returning requests wake is what is under test.
+        limiter = RateLimiter(None, restart_spacing=0.01)
+        admitted: list[tuple[int, float]] = []
+
+        async def worker(number: int) -> None:
+            # Back for the next slot at once, so someone is always waiting.
+            for _ in range(40):
+                await limiter.acquire(write=True)
+                admitted.append((number, time.monotonic()))
+
+        start = time.monotonic()
+        limiter.pause(0.05)
+        await asyncio.gather(*(worker(n) for n in range(8)))
+        took = time.monotonic() - start
+
+        # The eight held by the pause go first, one spacing apart...
+        restart = admitted[:8]
+        assert {number for number, _ in restart} == set(range(8))
+        assert restart[0][1] - start >= 0.05
+        gaps = [b - a for (_, a), (_, b) in itertools.pairwise(restart)]
+        assert min(gaps) >= 0.01 - 1e-6
+        # ...then the rest go unspaced: kept one spacing apart, 320 take 3.2 s.
+        assert len(admitted) == 320
+        assert took < 1.0
+
+    async def test_restart_does_not_wait_for_the_windows(self) -> None:
+        """A held request the windows delay further does not keep the restart going."""
+        limiter = RateLimiter(
+            RateLimits([Window(1, 0.5, writes_only=True)]), restart_spacing=0.01
+        )
+        await limiter.acquire(write=True)
+        limiter.pause(0.05)
+        order: list[str] = []
+
+        async def write() -> None:
+            await limiter.acquire(write=True)
+            order.append("write")
+
+        async def reader() -> None:
+            for _ in range(40):
+                await limiter.acquire(write=False)
+                order.append("read")
+
+        await asyncio.gather(write(), *(reader() for _ in range(4)))
+        # The write window frees 0.5 s after the first write; restart-spaced behind
+        # the write until then, the reads would not all be out by that time.
+        assert order[-1] == "write"
 
     async def test_pause_does_not_count_towards_max_wait(
         self, fake_time: FakeTime

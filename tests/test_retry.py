@@ -134,6 +134,14 @@ class TestShouldRetry:
         for error in (throttle, refused, unresolved, connect_timeout):
             assert should_retry(error, idempotent=idempotent)
 
+    def test_throttle_asking_too_long_is_final(self) -> None:
+        """A throttle whose wait passes the give-up bound is handed to the caller."""
+        long = ThrottledError(method="POST", path="/p", status=409, retry_after=7200)
+        short = ThrottledError(method="POST", path="/p", status=409, retry_after=60)
+        assert not should_retry(long, idempotent=True, give_up_over=3600)
+        assert should_retry(short, idempotent=True, give_up_over=3600)
+        assert should_retry(long, idempotent=True)
+
     def test_after_sending_only_idempotent(self) -> None:
         """Failures after sending and 5xx are retried only for idempotent calls."""
         for error in (
