@@ -27,14 +27,15 @@ from collections.abc import (
 from contextlib import suppress
 from datetime import datetime
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn, Protocol, TypedDict
 
 import anyio
 import anyio.lowlevel
 
 from ._bulk_record import Attempt, Creator, SettleOptions, Settler, prepare
+from ._constants import DEFAULT_TIMEOUT
 from ._errors import ClientStateError
-from ._io import SourceRecord, _Occurrences
+from ._io import RecordKeys, SourceRecord
 from ._models import ImportFileCreate
 from ._outcomes import BulkReport, Outcome, OutcomeKind
 from ._progress import Progress, ProgressCallback, ProgressTracker
@@ -42,10 +43,11 @@ from ._progress import Progress, ProgressCallback, ProgressTracker
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+    from typing_extensions import Unpack
 
     from ._journal import Journal
 
-__all__ = ["BulkJob", "bulk_create", "create_all"]
+__all__ = ["SETTLE_MARGIN", "BulkJob", "BulkOptions", "bulk_create", "create_all"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +56,10 @@ logger = logging.getLogger(__name__)
 DRAIN_BATCH: Final = 256
 
 _END: Final = object()
+
+#: Seconds added to the client's timeout to make the default ``settle_time``: the
+#: server may store a create a little after the client stopped waiting for it.
+SETTLE_MARGIN: Final = 5.0
 
 _JournalState = Literal["created", "rejected", "failed", "unknown"]
 #: What the journal records for each outcome that changed something. A record found
@@ -119,6 +125,12 @@ class BulkJob:
             raise ValueError(f"stop_after must be at least 1, got {stop_after}")
         if options.max_sends < 1:
             raise ValueError(f"max_sends must be at least 1, got {options.max_sends}")
+        if options.max_pause < 0:
+            raise ValueError(f"max_pause must not be negative, got {options.max_pause}")
+        if options.settle_time < 0:
+            raise ValueError(
+                f"settle_time must not be negative, got {options.settle_time}"
+            )
         if isinstance(records, (str, bytes, Mapping, ImportFileCreate, SourceRecord)):
             raise TypeError("records must be an iterable of records, not one record")
 
@@ -164,7 +176,10 @@ class BulkJob:
         self._input_done = False
         self._input_error: BaseException | None = None
         self._read_scope: anyio.CancelScope | None = None
-        self._keys: _Occurrences | None = None
+        # Keys for records given as models or mappings, made as a file reader makes
+        # them. The database behind them opens only if such a record comes, and
+        # `_finish` closes it.
+        self._keys = RecordKeys() if journal is not None else None
 
     # --- public surface ----------------------------------------------------------
 
@@ -217,9 +232,13 @@ class BulkJob:
             await task_group.__aexit__(None, None, None)
         finally:
             receive.close()
-            if left_early:
-                await self._drain()
-            self._finish()
+            try:
+                if left_early:
+                    await self._drain()
+            finally:
+                # Whatever the drain met, the job ends here, and its record keys
+                # release their database.
+                self._finish()
 
     def __aiter__(self) -> BulkJob:
         return self
@@ -303,7 +322,11 @@ class BulkJob:
 
     @property
     def resume_at(self) -> datetime | None:
-        """When writes are allowed again, if the job stopped on the quota."""
+        """When writes are allowed again, if the job stopped on a spent quota.
+
+        The quota is the client's own limits, or the server's when it asked for a
+        wait longer than ``max_pause``.
+        """
         return self._resume_at
 
     def snapshot(self) -> Progress:
@@ -369,9 +392,7 @@ class BulkJob:
                                 item = await self._next_async(shielded=True)
                             if item is _END:
                                 return
-                            attempt = prepare(
-                                item, self._next_position(), self._key_source()
-                            )
+                            attempt = prepare(item, self._next_position(), self._keys)
                             outcome = await settler.settle(attempt)
                             self._record(attempt, outcome)
                             attempt = None
@@ -419,16 +440,6 @@ class BulkJob:
         position = self._position
         self._position += 1
         return position
-
-    def _key_source(self) -> _Occurrences | None:
-        if self._journal is None:
-            return None
-        if self._keys is None:
-            # Keys for records given as models or mappings, made as a file reader
-            # makes them: a digest of the content and the how-manieth time that
-            # content occurs, counted on disk so that memory stays flat.
-            self._keys = _Occurrences()
-        return self._keys
 
     def _next_sync(self) -> Any:
         """The next item of a sync input, or `_END`; an input that raises has ended."""
@@ -486,7 +497,7 @@ class BulkJob:
                     item = await self._next_async(shielded=False)
                 if item is _END:
                     break
-                attempt = prepare(item, self._next_position(), self._key_source())
+                attempt = prepare(item, self._next_position(), self._keys)
                 self._record(attempt, self._settler.not_attempted(attempt))
                 count += 1
                 if count % DRAIN_BATCH == 0:
@@ -557,7 +568,7 @@ class BulkJob:
         self._ended_at = anyio.current_time()
         if self._keys is not None:
             self._keys.close()
-            self._keys = None
+        self._settler.close()
         assert self._tracker is not None
         self._tracker.report(final=True)
         logger.debug(
@@ -565,6 +576,30 @@ class BulkJob:
             self._ended_at - self._started_at,
             ", ".join(f"{n} {k.value}" for k, n in self._tracker.counts.items() if n),
         )
+
+
+class BulkOptions(TypedDict, total=False):
+    """The keyword arguments of `bulk_create`, which documents each one.
+
+    `create_all` takes them as they are and passes them on, so the two cannot
+    drift apart. A caller may also build one to share settings between jobs.
+    """
+
+    concurrency: int
+    stop_after: int | None
+    skip_existing: bool
+    journal: Journal | None
+    progress: ProgressCallback | None
+    progress_interval: float
+    on_outcome: Callable[[Outcome], object] | None
+    total: int | None
+    max_sends: int
+    reconcile_delay: float
+    throttle_pause: float
+    max_throttles: int
+    max_pause: float
+    settle_time: float | None
+    drain_timeout: float
 
 
 def bulk_create(
@@ -583,6 +618,8 @@ def bulk_create(
     reconcile_delay: float = 0.5,
     throttle_pause: float = 5.0,
     max_throttles: int = 10,
+    max_pause: float = 900.0,
+    settle_time: float | None = None,
     drain_timeout: float = 30.0,
 ) -> BulkJob:
     """Create import files from a stream of records, one outcome per record.
@@ -603,7 +640,11 @@ def bulk_create(
       dropped connection, 5xx, a 2xx with a broken body) is looked up by
       BusinessId and exact Name before anything else: found means created, with
       ``reconciled`` set; not found means it was safely sent again (at most
-      ``max_sends`` times in all). It is never sent again blindly.
+      ``max_sends`` times in all). It is never sent again blindly. A match whose
+      Id another input record already owns (created by this job, or by an
+      earlier run per the journal) is that record's, not this one's, so
+      identical rows stay distinct records; records sharing a BusinessId and
+      Name are settled one at a time for that reason.
     * ``rejected``: the server refused the values (400, ``WasSuccessful`` false, a
       real 409), or local validation did; ``errors`` lists every field.
     * ``failed``: given up without storing: the connection could not be made, the
@@ -613,9 +654,10 @@ def bulk_create(
       it (the lookup failed, or only a near-identical name was found), or the job
       was cancelled while it was in flight.
     * ``skipped``: not sent: the journal says an earlier run created (or rejected)
-      it, or ``skip_existing`` found it on the server.
-    * ``not_attempted``: the job had stopped; ``message`` says why, and for the
-      quota, ``resume_at`` says when writes are allowed again.
+      it, or ``skip_existing`` found it on the server (under an Id no other
+      input record owns).
+    * ``not_attempted``: the job had stopped; ``message`` says why, and for a
+      spent quota, ``resume_at`` says when writes are allowed again.
 
     Stopping. Refused credentials (401, 403, a refused token) and a host name that
     does not resolve stop the job at the first occurrence: that record fails and
@@ -623,7 +665,15 @@ def bulk_create(
     the client's rate limiter reports the write quota spent, the job stops the
     same way with ``resume_at``. ``stop_after`` stops it after that many failed or
     unknown records. A throttle that outlasts the client's own retries pauses
-    every create of the job, then the record is sent again.
+    every create of the job, then the record is sent again; but one whose
+    Retry-After is longer than ``max_pause`` stops the job as the quota does.
+
+    Known limitation: without an idempotency key, a lookup cannot tell a lost
+    create from a record with the same BusinessId and Name that was already on
+    the server before the job (not from its input); that record is taken as the
+    lost create's result. Lookups also wait for requests that may still land
+    (see ``settle_time``), but a server that stores a create later than that
+    can still cause a duplicate.
 
     Args:
         client: An open `NexudusClient`. Its rate limiter paces every request of
@@ -652,11 +702,26 @@ def bulk_create(
             the input has one.
         max_sends: Most times one record is sent when each send is lost and each
             lookup shows it was not stored.
-        reconcile_delay: Seconds to wait after a lost answer before looking the
-            record up, so that a request still running on the server can finish.
+        reconcile_delay: Seconds to wait after a dropped connection, a 5xx or a
+            broken answer before looking the record up, so that a request still
+            running on the server can finish. After a timeout the wait is longer:
+            see ``settle_time``.
         throttle_pause: Seconds the job pauses on a throttle that gave no
             Retry-After.
         max_throttles: Pauses one record may cause before it is failed.
+        max_pause: Longest Retry-After, in seconds, the job pauses for (default 15
+            minutes). A throttle asking for longer means the server's daily quota
+            is probably spent, for instance by another integration using the same
+            account: the job stops, that record and the rest end
+            ``not_attempted``, and ``resume_at`` is now plus the Retry-After.
+        settle_time: Seconds after which a create that got no answer is taken
+            to have landed or never to land. A record the journal shows in flight
+            (``sending`` or ``unknown``) from an earlier run is looked up only once
+            that mark is this old, since the server may still be storing the
+            create of a run that was killed; only such records wait. After a
+            timeout in this run, the lookup likewise waits until the send is this
+            old. None (default) means the client's ``timeout`` plus
+            `SETTLE_MARGIN` seconds (30 + 5 when the client has no timeout).
         drain_timeout: When the job is left early: seconds allowed for reading the
             rest of the input to mark it ``not_attempted``.
 
@@ -664,15 +729,25 @@ def bulk_create(
         The job, not yet started; ``async with`` starts it.
 
     Raises:
-        ValueError: A limit below 1.
+        ValueError: A limit below 1, or a negative ``max_pause`` or
+            ``settle_time``.
         TypeError: ``records`` is not iterable, or is a single record.
     """
+    if settle_time is None:
+        # Fakes and other client-likes may have no timeout; so may a client that
+        # waits forever, and then the server's own patience is the only bound.
+        timeout = getattr(client, "timeout", None)
+        if not isinstance(timeout, (int, float)):
+            timeout = DEFAULT_TIMEOUT
+        settle_time = timeout + SETTLE_MARGIN
     options = SettleOptions(
         skip_existing=skip_existing,
         max_sends=max_sends,
         reconcile_delay=reconcile_delay,
         throttle_pause=throttle_pause,
         max_throttles=max_throttles,
+        max_pause=max_pause,
+        settle_time=settle_time,
     )
     return BulkJob(
         client.import_files,
@@ -695,25 +770,14 @@ async def create_all(
     *,
     ordered: bool = False,
     keep_created: bool = False,
-    concurrency: int = 8,
-    stop_after: int | None = None,
-    skip_existing: bool = False,
-    journal: Journal | None = None,
-    progress: ProgressCallback | None = None,
-    progress_interval: float = 1.0,
-    on_outcome: Callable[[Outcome], object] | None = None,
-    total: int | None = None,
-    max_sends: int = 3,
-    reconcile_delay: float = 0.5,
-    throttle_pause: float = 5.0,
-    max_throttles: int = 10,
-    drain_timeout: float = 30.0,
+    **options: Unpack[BulkOptions],
 ) -> BulkReport:
     """Create import files from records and return a report once all are done.
 
-    A wrapper over `bulk_create`, which documents the outcomes and the other
-    arguments. Only outcomes other than ``created`` are kept, unless asked, so
-    memory grows with the problems, not with the input.
+    A wrapper over `bulk_create`, which documents the outcomes and every other
+    keyword argument (``concurrency``, ``journal``, ``max_pause``, ...). Only
+    outcomes other than ``created`` are kept, unless asked, so memory grows with
+    the problems, not with the input.
 
     Args:
         client: An open `NexudusClient`.
@@ -721,47 +785,20 @@ async def create_all(
         ordered: Sort the kept outcomes by input index; otherwise they are in the
             order records finished.
         keep_created: Keep the ``created`` outcomes too.
-        concurrency: As for `bulk_create`.
-        stop_after: As for `bulk_create`.
-        skip_existing: As for `bulk_create`.
-        journal: As for `bulk_create`.
-        progress: As for `bulk_create`.
-        progress_interval: As for `bulk_create`.
-        on_outcome: As for `bulk_create`.
-        total: As for `bulk_create`.
-        max_sends: As for `bulk_create`.
-        reconcile_delay: As for `bulk_create`.
-        throttle_pause: As for `bulk_create`.
-        max_throttles: As for `bulk_create`.
-        drain_timeout: As for `bulk_create`.
+        **options: Any keyword argument of `bulk_create` (see `BulkOptions`),
+            with the same defaults.
 
     Returns:
         The counts per outcome kind and the kept outcomes.
 
     Raises:
-        ValueError: A limit below 1.
+        ValueError: A limit below 1, or a negative ``max_pause``.
         TypeError: ``records`` is not iterable, or is a single record.
         Exception: Whatever reading ``records`` raised, after the records read
             before it finished.
     """
     kept: list[Outcome] = []
-    job = bulk_create(
-        client,
-        records,
-        concurrency=concurrency,
-        stop_after=stop_after,
-        skip_existing=skip_existing,
-        journal=journal,
-        progress=progress,
-        progress_interval=progress_interval,
-        on_outcome=on_outcome,
-        total=total,
-        max_sends=max_sends,
-        reconcile_delay=reconcile_delay,
-        throttle_pause=throttle_pause,
-        max_throttles=max_throttles,
-        drain_timeout=drain_timeout,
-    )
+    job = bulk_create(client, records, **options)
     async with job:
         async for outcome in job:
             if keep_created or outcome.kind is not OutcomeKind.CREATED:

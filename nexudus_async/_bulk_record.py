@@ -7,16 +7,19 @@ lookup has shown that the server does not have the record.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
-from collections.abc import Mapping
-from datetime import datetime
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.to_thread
 import attrs
 
+from ._claims import Claims
 from ._convert import to_wire
 from ._errors import (
     APIStatusError,
@@ -70,7 +73,7 @@ class Creator(Lister, Protocol):
 
 
 class KeySource(Protocol):
-    """Gives each record content a stable journal key."""
+    """Gives each record content a stable journal key, as `RecordKeys` does."""
 
     def key_for(self, raw: Mapping[str, Any]) -> str: ...
 
@@ -111,6 +114,11 @@ class Attempt:
     unsure: bool = False
     #: Settled from the journal alone; nothing to write back to it.
     from_journal: bool = False
+    #: When the latest send of this run left (event-loop clock).
+    sent_at: float = 0.0
+    #: Left in flight by an earlier run: until when (wall clock, epoch seconds)
+    #: that run's create may still land.
+    settle_at: float | None = None
 
     def outcome(
         self,
@@ -176,7 +184,16 @@ def prepare(item: Any, position: int, keys: KeySource | None) -> Attempt:
             f" SourceRecord, got {type(item).__name__}"
         )
     if keys is not None and raw is not None:
-        attempt.key = keys.key_for(raw)
+        try:
+            attempt.key = keys.key_for(raw)
+        except (TypeError, ValueError) as exc:
+            # Only a mapping holding values JSON cannot carry gets here, and such a
+            # record is nearly always invalid already. One that is valid is not
+            # sent: without a key, a later run could not tell it was, and would
+            # send it again.
+            if attempt.payload is not None:
+                attempt.payload = None
+                attempt.problem = f"the record cannot be journaled: {exc}"
 
     return attempt
 
@@ -186,7 +203,8 @@ class Verdict(enum.Enum):
 
     #: The client's limits refuse to wait that long: stop the job, nothing sent.
     QUOTA = "quota"
-    #: Throttled past the client's retries; not processed, send again later.
+    #: Throttled past the client's retries; not processed. Send it again after a
+    #: pause, or stop the job if the server asked for a longer wait than that.
     THROTTLED = "throttled"
     #: Every later create would fail the same way: stop the job.
     FATAL = "fatal"
@@ -246,6 +264,17 @@ class SettleOptions:
     reconcile_delay: float = 0.5
     throttle_pause: float = 5.0
     max_throttles: int = 10
+    max_pause: float = 900.0
+    settle_time: float = 35.0
+
+
+def _timed_out(exc: Exception) -> bool:
+    # The client raises the unknown outcome of a timeout from the timeout itself;
+    # on Python 3.10 asyncio's timeout is not yet the builtin one.
+    cause = exc.__cause__
+    return isinstance(exc, OutcomeUnknownError) and isinstance(
+        cause, (TimeoutError, asyncio.TimeoutError)
+    )
 
 
 class Settler:
@@ -263,9 +292,14 @@ class Settler:
         self._job = job
         self._journal = journal
         self._options = options
+        self._claims = Claims(journal)
         self._paused_until = float("-inf")
         self._ever_paused = False
         self._unexpected_seen = False
+
+    def close(self) -> None:
+        """Release what the job's claims hold; the job has ended."""
+        self._claims.close()
 
     # --- outcomes that need no request -------------------------------------------
 
@@ -308,36 +342,63 @@ class Settler:
                 errors=a.errors,
                 message=a.problem or "the record failed local validation",
             )
-        if self._journal is not None or self._options.skip_existing:
-            earlier = await self._before_sending(a, payload)
-            if earlier is not None:
-                return earlier
+        # Every exit below ends the turn, and every Id taken is claimed before
+        # its outcome is returned: the next record of the pair sees it.
+        pair = (payload.business_id, payload.name)
+        await self._claims.take_turn(pair)
+        try:
+            if self._journal is not None or self._options.skip_existing:
+                earlier = await self._before_sending(a, payload)
+                if earlier is not None:
+                    return earlier
 
-        while True:
-            if self._ever_paused:
-                await self._wait_while_paused()
-            if not self._job.running:
-                return self.not_attempted(a)
-            if self._journal is not None and not await self._mark_sending(a, payload):
-                return a.outcome(
-                    OutcomeKind.FAILED, message="not sent: the journal failed"
-                )
+            while True:
+                if self._ever_paused:
+                    await self._wait_while_paused()
+                if not self._job.running:
+                    return self.not_attempted(a)
+                if self._journal is not None and not await self._mark_sending(
+                    a, payload
+                ):
+                    return a.outcome(
+                        OutcomeKind.FAILED, message="not sent: the journal failed"
+                    )
 
-            a.sends += 1
-            a.unsure = True
-            try:
-                result = await self._files.create(payload)
-            except Exception as exc:
-                outcome = await self._after_error(a, payload, exc)
-                if outcome is not None:
-                    return outcome
-                continue
-            a.unsure = False
+                a.sends += 1
+                a.unsure = True
+                a.sent_at = anyio.current_time()
+                try:
+                    result = await self._files.create(payload)
+                except Exception as exc:
+                    outcome = await self._after_error(a, payload, exc)
+                    if outcome is not None:
+                        return outcome
+                    continue
+                a.unsure = False
 
-            new_id = result.id
-            if new_id is not None:
-                return a.outcome(OutcomeKind.CREATED, id=new_id)
-            return await self._created_without_id(a, payload)
+                new_id = result.id
+                if new_id is not None:
+                    return self._owned(a, OutcomeKind.CREATED, new_id)
+                return await self._created_without_id(a, payload)
+        finally:
+            self._claims.end_turn(pair)
+
+    def _owned(
+        self,
+        a: Attempt,
+        kind: OutcomeKind,
+        id: int,
+        message: str | None = None,
+        *,
+        reconciled: bool = False,
+    ) -> Outcome:
+        """A created or skipped outcome whose Id is now this record's."""
+        self._claims.claim(id)
+        return a.outcome(kind, id=id, message=message, reconciled=reconciled)
+
+    def _owned_by_other(self, a: Attempt) -> Callable[[int], bool]:
+        key = a.key
+        return lambda id: self._claims.owned_by_other(id, key)
 
     async def _before_sending(
         self, a: Attempt, payload: ImportFileCreate
@@ -349,10 +410,39 @@ class Settler:
             earlier = self._from_journal(a, self._journal, a.key)
             if earlier is not None:
                 return earlier
+        if a.settle_at is not None:
+            await self._wait_to_settle(a)
+            if not self._job.running:
+                return self.not_attempted(a)
         if a.unsure or self._options.skip_existing:
             return await self._check_existing(a, payload)
 
         return None
+
+    async def _wait_to_settle(self, a: Attempt) -> None:
+        """Wait until an earlier run's create for this record can no longer land.
+
+        That run may have been killed while the server was still working on its
+        create. A lookup before that create lands finds nothing, the record is
+        sent again, and then the first one lands too: a duplicate. So the lookup
+        waits until the sending mark is ``settle_time`` old. Only this record
+        waits (and records of the same pair, which wait for their turn anyway).
+        """
+        # LIMITATION(the API offers an idempotency key or a client-chosen unique
+        # field): the wait is measured from the mark, written just before the
+        # create went to the client; a create the client then held back (rate
+        # limiter, its own retries of a throttle) for longer than the margin, or
+        # that the server took longer than settle_time to store, may still land
+        # after the lookup.
+        assert a.settle_at is not None
+        wait = a.settle_at - time.time()
+        if wait > 0:
+            logger.debug(
+                "record %d: waiting %.1fs for an earlier run's create to settle",
+                a.index,
+                wait,
+            )
+            await anyio.sleep(wait)
 
     def _from_journal(self, a: Attempt, journal: Journal, key: str) -> Outcome | None:
         try:
@@ -366,6 +456,9 @@ class Settler:
             return None
         if entry.state in ("sending", "unknown"):
             a.unsure = True
+            settle_at = entry.updated_at.timestamp() + self._options.settle_time
+            if settle_at > time.time():
+                a.settle_at = settle_at
             return None
         # Created or rejected: sending again would duplicate the record, or spend
         # quota on a refusal already known.
@@ -380,7 +473,9 @@ class Settler:
     ) -> Outcome | None:
         """Look the record up before sending; an outcome when nothing must be sent."""
         try:
-            found = await find_stored(self._files, payload, strict=a.unsure)
+            found = await find_stored(
+                self._files, payload, strict=a.unsure, owned=self._owned_by_other(a)
+            )
         except AmbiguousMatch as exc:
             return a.outcome(OutcomeKind.UNKNOWN, message=str(exc))
         except Exception as exc:
@@ -391,14 +486,15 @@ class Settler:
             a.unsure = False
             return None
         if a.unsure:
-            return a.outcome(
+            return self._owned(
+                a,
                 OutcomeKind.CREATED,
-                id=found,
+                found,
+                "created by an earlier run whose answer was lost",
                 reconciled=True,
-                message="created by an earlier run whose answer was lost",
             )
-        return a.outcome(
-            OutcomeKind.SKIPPED, id=found, message="a record with this name exists"
+        return self._owned(
+            a, OutcomeKind.SKIPPED, found, "a record with this name exists"
         )
 
     async def _created_without_id(
@@ -406,14 +502,16 @@ class Settler:
     ) -> Outcome:
         # A success without an Id: the record is there, so its Id is worth a lookup.
         try:
-            found = await find_stored(self._files, payload, strict=False)
+            found = await find_stored(
+                self._files, payload, strict=False, owned=self._owned_by_other(a)
+            )
         except Exception as exc:
             logger.debug("lookup of a created record's Id failed: %s", exc)
             found = None
         message = "the answer held no Id"
-        if found is not None:
-            message += "; found by lookup"
-        return a.outcome(OutcomeKind.CREATED, id=found, message=message)
+        if found is None:
+            return a.outcome(OutcomeKind.CREATED, message=message)
+        return self._owned(a, OutcomeKind.CREATED, found, f"{message}; found by lookup")
 
     async def _after_error(
         self, a: Attempt, payload: ImportFileCreate, exc: Exception
@@ -435,12 +533,12 @@ class Settler:
 
         # Every other verdict means the server did not act on this send.
         a.unsure = False
-        if meaning is Verdict.QUOTA:
-            assert isinstance(exc, QuotaExhaustedError)
-            reason = f"job stopped: {exc}"
-            self._job.halt(reason, exc.resume_at)
-            return self.not_attempted(a, reason, exc.resume_at)
-        if meaning is Verdict.THROTTLED:
+        if meaning is Verdict.QUOTA or meaning is Verdict.THROTTLED:
+            spent = self._quota_spent(exc)
+            if spent is not None:
+                reason, resume_at = spent
+                self._job.halt(reason, resume_at)
+                return self.not_attempted(a, reason, resume_at)
             assert isinstance(exc, ThrottledError)
             return self._throttled(a, exc)
         if meaning is Verdict.FATAL:
@@ -452,6 +550,26 @@ class Settler:
             )
 
         return a.outcome(OutcomeKind.FAILED, message=str(exc))
+
+    def _quota_spent(self, exc: Exception) -> tuple[str, datetime] | None:
+        """Why the job must stop for a spent quota and when it may go on, if so."""
+        if isinstance(exc, QuotaExhaustedError):
+            return f"job stopped: {exc}", exc.resume_at
+        if not isinstance(exc, ThrottledError) or exc.retry_after is None:
+            return None
+        wait = exc.retry_after
+        if wait <= self._options.max_pause:
+            return None
+        # A wait this long is not a burst to ride out: the server's own quota for
+        # the account is spent, often by another integration sharing it. A job
+        # paused until then would sit silent for hours; stopping says when to
+        # run it again instead.
+        reason = (
+            f"job stopped: the server asked to wait {wait:.0f} seconds ({exc});"
+            " its daily quota is probably spent"
+        )
+
+        return reason, datetime.now(timezone.utc) + timedelta(seconds=wait)
 
     def _throttled(self, a: Attempt, exc: ThrottledError) -> Outcome | None:
         # Still throttled after the client's own retries. A throttled create was not
@@ -484,27 +602,48 @@ class Settler:
         self, a: Attempt, payload: ImportFileCreate, exc: Exception
     ) -> Outcome | None:
         """After a create that may have landed: look it up before anything else."""
-        if self._options.reconcile_delay > 0:
-            # A request that timed out may still be running on the server; give it
-            # a moment to finish before concluding from its absence.
-            await anyio.sleep(self._options.reconcile_delay)
+        delay = self._options.reconcile_delay
+        if _timed_out(exc):
+            # No answer at all: the server may still be working on the create, and
+            # may store it well after the client gave up. Look only once the send
+            # is as old as an earlier run's mark must be before its lookup.
+            delay = max(
+                delay, a.sent_at + self._options.settle_time - anyio.current_time()
+            )
+        if delay > 0:
+            # After a dropped connection or a 5xx the server has stopped talking,
+            # but may be finishing the request; give it a moment before concluding
+            # from its absence.
+            await anyio.sleep(delay)
         try:
-            found = await find_stored(self._files, payload, strict=True)
+            found = await find_stored(
+                self._files, payload, strict=True, owned=self._owned_by_other(a)
+            )
         except AmbiguousMatch as ambiguity:
             return a.outcome(OutcomeKind.UNKNOWN, message=f"{exc}; {ambiguity}")
         except Exception as lookup_exc:
             return self._lookup_failed(a, lookup_exc, exc)
 
+        # Ids other input records own (this job's, or an earlier run's per the
+        # journal) were passed over: a sibling's record is not this one's.
+        # LIMITATION(the API offers an idempotency key or a client-chosen unique
+        # field): a record with this BusinessId and Name that was on the server
+        # before the job, from outside its input, is still taken for this
+        # record's lost create; and siblings that differ only in other fields
+        # are told apart by which claimed an Id first, not by those fields.
         if found is not None:
             a.unsure = False
             logger.debug("record %d reconciled to Id %d", a.index, found)
-            return a.outcome(
+            return self._owned(
+                a,
                 OutcomeKind.CREATED,
-                id=found,
+                found,
+                f"the answer was lost ({exc}); found by lookup",
                 reconciled=True,
-                message=f"the answer was lost ({exc}); found by lookup",
             )
-        # The server does not have it: sending again cannot make a duplicate.
+        # The server has no record of this pair that no other input record owns:
+        # this one's create did not land, and sending again cannot make a
+        # duplicate.
         a.unsure = False
         if a.sends >= self._options.max_sends:
             return a.outcome(
@@ -522,9 +661,10 @@ class Settler:
         if first is not None:
             message = f"{first}; {message}"
         resume_at = None
-        if isinstance(exc, QuotaExhaustedError):
-            resume_at = exc.resume_at
-            self._job.halt(f"job stopped: {exc}", resume_at)
+        spent = self._quota_spent(exc)
+        if spent is not None:
+            reason, resume_at = spent
+            self._job.halt(reason, resume_at)
         elif isinstance(exc, _FATAL):
             if not self._job.running and not a.unsure:
                 return self.not_attempted(a)

@@ -2,9 +2,10 @@
 
 Standard output carries what the user asked for (results with ``--output -``,
 the dry-run report, the emulator's banner, the demo's story); progress, log lines,
-the summary of ``create`` and errors go to standard error. Exit status: 0 when every record ended created or skipped, 1 when
-some did not, 2 for usage, configuration or input-file errors, 128 plus the
-signal number when interrupted (130 for Ctrl-C, 143 for SIGTERM).
+the summary of ``create`` and errors go to standard error. Exit status: 0 when every
+record ended created or skipped, 1 when some did not, 2 for usage, configuration or
+input-file errors (and a server that cannot be reached), 128 plus the signal number
+when interrupted (130 for Ctrl-C, 143 for SIGTERM).
 """
 
 from __future__ import annotations
@@ -158,8 +159,10 @@ def _add_create_parser(
     journal.add_argument(
         "--journal",
         metavar="FILE",
-        help="SQLite journal that makes re-runs resume"
-        " (default: beside the results, as NAME.journal.sqlite)",
+        help="SQLite journal that makes re-runs of the same input resume"
+        " (default: beside INPUT, named after it: leads.csv gives"
+        " leads.journal.sqlite; for stdin, nexudus-async-stdin.journal.sqlite"
+        " in the current folder)",
     )
     journal.add_argument(
         "--no-journal",

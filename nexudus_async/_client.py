@@ -174,6 +174,11 @@ class NexudusClient:
         return self._state is _State.CLOSED
 
     @property
+    def timeout(self) -> float | None:
+        """Seconds allowed to connect and between reads; None waits forever."""
+        return self._timeout.sock_read
+
+    @property
     def limiter(self) -> RateLimiter:
         """The rate limiter every request of this client goes through."""
         return self._limiter

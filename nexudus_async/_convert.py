@@ -15,6 +15,12 @@ Rules it applies:
   value without a zone is taken as UTC; every parsed date-time is aware.
 * Any structuring failure becomes one `WireFormatError` naming the wire path
   (e.g. ``Records[2].CreatedOn``) and keeping the raw value found there.
+
+A write result, which answers every create, is first built by hand: the
+converter's detailed validation costs several times as much, on the path every
+create takes. That path follows the rules above to the letter and gives up on
+anything it does not expect, leaving the converter to build the model or the
+error.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, Final, TypeVar, get_args, get_origin
+from typing import Any, Final, TypeVar, cast, get_args, get_origin
 
 import attrs
 import cattrs
@@ -82,10 +88,11 @@ _PASCAL_MODELS: Final[frozenset[type]] = frozenset(
     }
 )
 
+# Year, month, day, hour, minute, then optional second, fraction and zone.
 _DATETIME: Final = re.compile(
-    r"(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<hour>\d{2}):(?P<minute>\d{2})"
-    r"(?::(?P<second>\d{2})(?:[.,](?P<fraction>\d{1,7}))?)?"
-    r"(?P<zone>[Zz]|[+-]\d{2}:?\d{2})?"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})"
+    r"(?::(\d{2})(?:[.,](\d{1,7}))?)?"
+    r"([Zz]|[+-]\d{2}:?\d{2})?"
 )
 
 
@@ -117,9 +124,7 @@ def parse_datetime(text: str) -> datetime:
     match = _DATETIME.fullmatch(text)
     if match is None:
         raise ValueError("expected an ISO 8601 date-time such as 2025-01-15T10:30:00Z")
-    year, month, day = (int(part) for part in match["date"].split("-"))
-    fraction = (match["fraction"] or "")[:6].ljust(6, "0")
-    zone = match["zone"]
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
     tz = timezone.utc
     if zone is not None and zone not in ("Z", "z"):
         digits = zone[1:].replace(":", "")
@@ -127,14 +132,15 @@ def parse_datetime(text: str) -> datetime:
         if offset >= timedelta(hours=24):
             raise ValueError("UTC offset out of range")
         tz = timezone(-offset if zone[0] == "-" else offset)
+
     return datetime(
-        year,
-        month,
-        day,
-        int(match["hour"]),
-        int(match["minute"]),
-        int(match["second"] or 0),
-        int(fraction),
+        int(year),
+        int(month),
+        int(day),
+        int(hour),
+        int(minute),
+        int(second) if second else 0,
+        int(fraction[:6].ljust(6, "0")) if fraction else 0,
         tzinfo=tz,
     )
 
@@ -277,6 +283,87 @@ def _build_converter() -> cattrs.Converter:
 converter: Final[cattrs.Converter] = _build_converter()
 
 
+# --- the write result, by hand ----------------------------------------------------------
+
+
+def _fits(value: Any, kind: type) -> bool:
+    """Whether an optional wire value is null or exactly of ``kind``."""
+    return value is None or type(value) is kind
+
+
+def _field_errors_by_hand(errors: Any) -> tuple[FieldError, ...] | None:
+    """The ``Errors`` the converter would build, or None when unsure it would."""
+    if errors is None:
+        return ()
+    if type(errors) is not list:
+        return None
+    built = []
+    for item in errors:
+        if type(item) is not dict:
+            return None
+        name, message = item.get("PropertyName"), item.get("Message")
+        if not (_fits(name, str) and _fits(message, str)):
+            return None
+        built.append(FieldError(name, message, item.get("AttemptedValue")))
+
+    return tuple(built)
+
+
+def _write_result_by_hand(data: Any) -> WriteResult | None:
+    """The write result the converter would build, or None when unsure it would.
+
+    Only the exact types a JSON decoder gives are taken (the converter also takes
+    subclasses, other mappings and tuples), and a missing key and a null both give
+    the field's default, as there. None leaves the document to the converter,
+    which builds the model after all or reports the fault by its wire path.
+    """
+    if type(data) is not dict:
+        return None
+    get = data.get
+    was_successful, status, value = get("WasSuccessful"), get("Status"), get("Value")
+    message, updated_by = get("Message"), get("UpdatedBy")
+    redirect_url, javascript = get("RedirectURL"), get("JavaScript")
+    open_in_dialog, open_in_window = get("OpenInDialog"), get("OpenInWindow")
+    if not (
+        type(was_successful) is bool
+        and _fits(status, int)
+        and _fits(value, dict)
+        and _fits(message, str)
+        and _fits(updated_by, str)
+        and _fits(redirect_url, str)
+        and _fits(javascript, str)
+        and _fits(open_in_dialog, bool)
+        and _fits(open_in_window, bool)
+    ):
+        return None
+    stamp, updated_on = get("UpdatedOn"), None
+    if stamp is not None:
+        if type(stamp) is not str:
+            return None
+        try:
+            updated_on = parse_datetime(stamp)
+        except ValueError:
+            return None
+    errors = _field_errors_by_hand(get("Errors"))
+    if errors is None:
+        return None
+
+    return WriteResult(
+        was_successful=was_successful,
+        status=status,
+        message=message,
+        # A copy, as the converter makes: the model must not share the document.
+        value=None if value is None else dict(value),
+        open_in_dialog=open_in_dialog,
+        open_in_window=open_in_window,
+        redirect_url=redirect_url,
+        javascript=javascript,
+        updated_on=updated_on,
+        updated_by=updated_by,
+        errors=errors,
+    )
+
+
 # --- entry points -----------------------------------------------------------------------
 
 
@@ -314,6 +401,10 @@ def from_wire(cls: type[T], data: Any) -> T:
             offending place (``$`` for the whole document) and ``value`` holds
             the raw value there.
     """
+    if cls is WriteResult:
+        result = _write_result_by_hand(data)
+        if result is not None:
+            return cast(T, result)
     if get_origin(cls) in (list, tuple) and not isinstance(data, list):
         raise WireFormatError("expected a JSON array", path="$", value=data)
     try:
@@ -357,18 +448,31 @@ def token_from_wire(data: Any, received_at: datetime | None = None) -> Token:
     access_token = _token_field(data, "access_token", str)
     token_type = _token_field(data, "token_type", str)
     expires_in = _token_field(data, "expires_in", int)
+    if expires_in < 0:
+        raise WireFormatError(
+            "expected 0 or more seconds", path="expires_in", value=expires_in
+        )
     refresh_token = data.get("refresh_token")
     if refresh_token is not None and not isinstance(refresh_token, str):
         raise WireFormatError(
             "expected a string", path="refresh_token", value=refresh_token
         )
     received = datetime.now(timezone.utc) if received_at is None else received_at
+    try:
+        expires_at = received.astimezone(timezone.utc) + timedelta(seconds=expires_in)
+    except OverflowError:
+        # No datetime lies that far ahead (past the year 9999).
+        raise WireFormatError(
+            "lifetime too long to give an expiry time",
+            path="expires_in",
+            value=expires_in,
+        ) from None
     return Token(
         access_token=access_token,
         token_type=token_type,
         expires_in=expires_in,
         refresh_token=refresh_token,
-        expires_at=received.astimezone(timezone.utc) + timedelta(seconds=expires_in),
+        expires_at=expires_at,
     )
 
 

@@ -6,10 +6,13 @@ The steps, in the order a user meets their failures:
    byte that is not UTF-8 or a line that is not JSON stops everything here, before
    a single request; the count gives the progress display its total. A dry run
    ends here, listing every problem of every record.
-2. The journal is opened; a second run on the same journal is refused.
-3. The client signs in and lists one record: wrong credentials, a missing role or
-   a host that does not exist end the command with one clear error, and no
-   results file is touched.
+2. The journal is opened; a second run on the same journal is refused. (Before
+   any of this, a results file or journal that is the input, or each other, is
+   refused.)
+3. One bare connection checks that the server can be reached; then the client
+   signs in and lists one record. An unreachable server, wrong credentials or a
+   missing role end the command with one clear error, and no results file is
+   touched.
 4. The records stream through the bulk creator (see `JobRun`); each outcome is
    written to the results file the moment it is settled.
 
@@ -21,33 +24,37 @@ signal exits at once.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import PurePath
 from typing import Any, Final, TextIO
 
+import anyio
 import anyio.to_thread
 import attrs
+from yarl import URL
 
 from ._auth import Auth, PasswordAuth
-from ._client import NexudusClient
+from ._client import NexudusClient, _is_loopback
 from ._constants import DEFAULT_BASE_URL, DEFAULT_TIMEOUT
 from ._create_run import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, JobRun
 from ._credentials import ENV_TOTP
 from ._errors import (
     AuthenticationError,
     AuthError,
+    ConnectError,
     FieldProblem,
-    HostNotFoundError,
     NexudusError,
     PermissionDeniedError,
 )
 from ._io import FileFormat, SourceRecord, open_records, open_results
 from ._journal import Journal
 from ._limiter import RateLimits
-from ._progress_display import Display, format_counts, format_summary
+from ._progress_display import Display, format_counts, format_summary, plural
 
 __all__ = [
     "DOCUMENTED_DAILY_WRITES",
@@ -199,21 +206,45 @@ def default_output(input_path: str) -> str:
     return str(path.with_name(f"{path.stem}.results.jsonl"))
 
 
-def default_journal(output: str, input_path: str) -> str:
-    """The journal goes beside the results: ``leads.results.jsonl`` gives
-    ``leads.results.journal.sqlite``.
+def default_journal(input_path: str) -> str:
+    """The journal goes beside the input: ``leads.csv`` gives ``leads.journal.sqlite``.
 
-    With results on standard output it goes beside the input; with standard input
-    as well, in the current directory.
+    Named after the input, not the results, so a re-run of the same input resumes
+    whatever results file it writes. From standard input it is
+    ``nexudus-async-stdin.journal.sqlite`` in the current directory.
     """
-    if output != _STDIN:
-        path = PurePath(output)
-    elif input_path != _STDIN:
-        path = PurePath(input_path)
-    else:
+    if input_path == _STDIN:
         return _STDIN_JOURNAL
+    path = PurePath(input_path)
 
     return str(path.with_name(f"{path.stem}.journal.sqlite"))
+
+
+def _same_file(first: str, second: str) -> bool:
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        # One of them does not exist yet: compare where they would be.
+        return os.path.realpath(first) == os.path.realpath(second)
+
+
+def _check_distinct(input_path: str, output: str, journal: str | None) -> None:
+    """Refuse a results file or journal that is the input, or each other.
+
+    Opening the results file empties it, and the journal is a database: either one
+    on top of the input would destroy it before it is read.
+    """
+    files = [("the input", input_path), ("the results file", output)]
+    if journal is not None:
+        files.append(("the journal", journal))
+    named = [(role, path) for role, path in files if path != _STDIN]
+    for i, (role, path) in enumerate(named):
+        for other_role, other in named[i + 1 :]:
+            if _same_file(path, other):
+                raise CommandError(
+                    f"{other_role} would be {role} ({other}): give a different"
+                    f" {'--journal' if other_role == 'the journal' else '--output'}"
+                )
 
 
 def _check_output(output: str) -> None:
@@ -291,7 +322,8 @@ def dry_run(options: CreateOptions, out: TextIO) -> int:
     """
     report = scan_input(options, lambda text: print(text, file=out))
     print(
-        f"dry run: {report.records} records, {report.records - report.invalid} valid,"
+        f"dry run: {plural(report.records, 'record')},"
+        f" {report.records - report.invalid} valid,"
         f" {report.invalid} with problems ({report.problems} in all); nothing was sent",
         file=out,
         flush=True,
@@ -311,6 +343,17 @@ async def _in_thread(reader: Iterator[SourceRecord]) -> AsyncIterator[SourceReco
 
 
 def _client(options: CreateOptions, auth: Auth) -> NexudusClient:
+    url = URL(options.base_url)
+    if (
+        url.scheme == "http"
+        and url.host
+        and not options.allow_http
+        and not _is_loopback(url.host)
+    ):
+        raise CommandError(
+            f"--base-url: refusing plain http to {url.host!r}: only loopback hosts"
+            " may use it unless --allow-http is given"
+        )
     try:
         return NexudusClient(
             auth=auth,
@@ -323,7 +366,38 @@ def _client(options: CreateOptions, auth: Auth) -> NexudusClient:
         raise CommandError(f"--base-url: {exc}") from None
 
 
-def _sign_in_error(exc: NexudusError) -> CommandError:
+def _connect_failure(exc: OSError) -> str:
+    if isinstance(exc, socket.gaierror) or not exc.errno:
+        return exc.strerror or str(exc)
+    # asyncio words a refusal "Connect call failed (address)"; the errno says why.
+    return os.strerror(exc.errno)
+
+
+async def _check_reachable(options: CreateOptions) -> None:
+    """Open one bare connection to the API's host and close it.
+
+    A server that cannot be reached at all then fails at once, with one message,
+    instead of after the client's retries.
+    """
+    url = URL(options.base_url)
+    try:
+        with anyio.fail_after(options.timeout):
+            _, writer = await asyncio.open_connection(url.host, url.port)
+    except OSError as exc:
+        raise CommandError(
+            f"cannot reach the API at {options.base_url}: {_connect_failure(exc)}"
+        ) from None
+    except TimeoutError:
+        raise CommandError(
+            f"cannot reach the API at {options.base_url}:"
+            f" no answer in {options.timeout:g}s"
+        ) from None
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+
+
+def _sign_in_error(exc: NexudusError, base_url: str) -> CommandError:
     if isinstance(exc, AuthError):
         hint = "check the email and password (NEXUDUS_EMAIL, NEXUDUS_PASSWORD)"
         if exc.error == "two_factor_auth_check":
@@ -336,10 +410,13 @@ def _sign_in_error(exc: NexudusError) -> CommandError:
             f"authentication failed: {exc}; the account needs the"
             " CrmOpportunityImportFile List and Create roles, or full admin rights"
         )
-    if isinstance(exc, HostNotFoundError):
-        return CommandError(f"cannot reach the API: {exc}")
+    if isinstance(exc, ConnectError):
+        # Nothing could be sent, as with wrong credentials: a setup problem.
+        return CommandError(f"cannot reach the API at {base_url}: {exc}")
 
-    return CommandError(f"cannot reach the API: {exc}", exit_code=EXIT_INCOMPLETE)
+    return CommandError(
+        f"cannot reach the API at {base_url}: {exc}", exit_code=EXIT_INCOMPLETE
+    )
 
 
 async def _signed_in_client(
@@ -351,8 +428,10 @@ async def _signed_in_client(
 
     Signing in and reading one record before any write makes wrong credentials, a
     missing role or a mistyped host fail once, with one message, instead of failing
-    the first record and stopping the job.
+    the first record and stopping the job. A server that cannot be reached fails
+    the same way, before the client's retries.
     """
+    await _check_reachable(options)
     for attempt in (1, 2):
         client = await _client(options, auth).open()
         try:
@@ -371,7 +450,7 @@ async def _signed_in_client(
                 if code:
                     auth = attrs.evolve(auth, totp=code)
                     continue
-            raise _sign_in_error(exc) from None
+            raise _sign_in_error(exc, options.base_url) from None
         except BaseException:
             await client.close()
             raise
@@ -411,11 +490,12 @@ async def run_create(
     """
     output = options.output or default_output(options.input)
     _check_output(output)
-    total = None if options.input == _STDIN else scan_input(options).records
-
     journal_path = None
     if options.use_journal:
-        journal_path = options.journal or default_journal(output, options.input)
+        journal_path = options.journal or default_journal(options.input)
+    _check_distinct(options.input, output, journal_path)
+    _client(options, auth)  # a bad base URL fails here, before anything is opened
+    total = None if options.input == _STDIN else scan_input(options).records
 
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(_open(options))
@@ -452,6 +532,16 @@ async def run_create(
     )
 
 
+def _local_and_utc(moment: datetime) -> str:
+    """The local time, with the UTC time beside it unless they are the same."""
+    local = moment.astimezone()
+    text = f"{local:%Y-%m-%d %H:%M %Z}"
+    if local.utcoffset():
+        text += f" ({moment.astimezone(timezone.utc):%H:%M} UTC)"
+
+    return text
+
+
 def summary_lines(result: JobResult) -> list[str]:
     """The end-of-run report: counts, time, rate, files, and why it stopped."""
     lines = format_summary(result.counts, elapsed=result.elapsed)
@@ -463,11 +553,11 @@ def summary_lines(result: JobResult) -> list[str]:
 
     remaining = result.counts["not_attempted"]
     if result.resume_at is not None:
-        local = result.resume_at.astimezone()
+        remain = "remains" if remaining == 1 else "remain"
         lines.append(
-            f"daily write quota reached: {remaining} records remain; resume after"
-            f" {local:%Y-%m-%d %H:%M %Z} ({result.resume_at:%H:%M} UTC) by running"
-            " the same command again"
+            f"daily write quota reached: {plural(remaining, 'record')} {remain};"
+            f" resume after {_local_and_utc(result.resume_at)} by running the same"
+            " command again"
         )
     elif result.exit_code > 128:
         lines.append(

@@ -20,13 +20,23 @@ from ._client import NexudusClient
 from ._create_command import CommandError, CreateOptions, run_create, summary_lines
 from ._json import loads
 from ._limiter import RateLimits
-from ._progress_display import Display
+from ._progress_display import Display, plural
 from .emulator import Emulator, EmulatorConfig
 
-__all__ = ["EXAMPLE_FILE", "run_demo", "scaled_limits"]
+__all__ = [
+    "PACKAGED_EXAMPLE",
+    "REPOSITORY_EXAMPLE",
+    "example_file",
+    "run_demo",
+    "scaled_limits",
+]
 
-#: The sample input, in the source tree beside the package.
-EXAMPLE_FILE: Final = (
+#: The sample input as shipped in the wheel, which copies it into the package.
+PACKAGED_EXAMPLE: Final = (
+    Path(__file__).resolve().parent / "_examples" / "import-files.csv"
+)
+#: The same file in a source checkout, where an editable install finds it.
+REPOSITORY_EXAMPLE: Final = (
     Path(__file__).resolve().parent.parent / "examples" / "import-files.csv"
 )
 
@@ -45,6 +55,19 @@ def scaled_limits(limits: RateLimits, time_scale: float) -> RateLimits:
     )
 
     return attrs.evolve(limits, windows=windows)
+
+
+def example_file() -> Path:
+    """The sample input: the installed copy, else the one in the source checkout.
+
+    When neither exists the packaged path is returned, so the error names where
+    an installed demo looked.
+    """
+    for candidate in (PACKAGED_EXAMPLE, REPOSITORY_EXAMPLE):
+        if candidate.is_file():
+            return candidate
+
+    return PACKAGED_EXAMPLE
 
 
 def _say(display: Display, text: str = "") -> None:
@@ -103,8 +126,9 @@ def _show_rejected(display: Display, results: str) -> None:
     _say(display)
     _say(
         display,
-        f"{len(rejected)} records were refused, on purpose: the example file holds"
-        " mistakes real exports make. One of each kind:",
+        f"{plural(len(rejected), 'record')}"
+        f" {'was' if len(rejected) == 1 else 'were'} refused, on purpose: the example"
+        " file holds mistakes real exports make. One of each kind:",
     )
     for row in list(examples.values())[:_REJECTED_SHOWN]:
         local = row["message"] == "the record failed local validation"
@@ -134,7 +158,7 @@ async def run_demo(
     Raises:
         CommandError: The input file cannot be found.
     """
-    source = Path(input_path) if input_path else EXAMPLE_FILE
+    source = Path(input_path) if input_path else example_file()
     if not source.is_file():
         raise CommandError(
             f"cannot find the records to import at {source}; pass --input FILE"
@@ -179,7 +203,8 @@ async def run_demo(
             await _list_created(display, client, show, results)
 
     _say(display)
-    _say(display, f"The results and the journal are in {folder}")
+    _say(display, f"The results are in {result.output}")
+    _say(display, f"The journal is {result.journal}")
     _say(
         display,
         "Next: nexudus-async create --dry-run YOUR.csv, then the same without"

@@ -57,6 +57,16 @@ __all__ = [
 BODY_EXCERPT_CHARS = 500
 
 
+def _shown(value: Any, width: int) -> str:
+    """The start of ``repr(value)``, which may not fail while an error is built."""
+    try:
+        text = repr(value)
+    except ValueError:
+        # repr() refuses integers of thousands of digits, even nested ones.
+        text = f"<{type(value).__name__} too long to show>"
+    return text[:width]
+
+
 def _excerpt(body: str | None) -> str | None:
     if body is None or len(body) <= BODY_EXCERPT_CHARS:
         return body
@@ -92,13 +102,16 @@ def _rebuild(cls: type[NexudusError], state: dict[str, Any]) -> NexudusError:
 class WireFormatError(NexudusError, ValueError):
     """JSON from the API (or given to the converter) does not fit the model.
 
+    Also raised for a request body that cannot be written as JSON, such as text
+    holding a lone surrogate; nothing is sent then.
+
     Attributes:
         path: Where in the document the problem is, e.g. ``Records[2].CreatedOn``.
         value: The raw value found there.
     """
 
     def __init__(self, message: str, *, path: str, value: Any) -> None:
-        super().__init__(f"{path}: {message} (got {value!r:.200})")
+        super().__init__(f"{path}: {message} (got {_shown(value, 200)})")
         self.path = path
         self.value = value
 
@@ -112,7 +125,7 @@ class FieldProblem:
     value: Any = None
 
     def __str__(self) -> str:
-        return f"{self.field}: {self.message} (got {self.value!r:.80})"
+        return f"{self.field}: {self.message} (got {_shown(self.value, 80)})"
 
 
 class RecordValidationError(NexudusError, ValueError):

@@ -31,7 +31,7 @@ import attrs
 
 from ._convert import wire_name
 from ._errors import FieldProblem, InputFileError, RecordValidationError
-from ._json import JSONDecodeError, dumps, loads
+from ._json import JSONDecodeError, dumps_escaping, loads
 from ._models import ImportFileCreate
 from ._validate import validate_create
 
@@ -42,6 +42,7 @@ __all__ = [
     "RESULT_COLUMNS",
     "ROW",
     "FileFormat",
+    "RecordKeys",
     "RecordReader",
     "ResultRow",
     "ResultsWriter",
@@ -135,34 +136,54 @@ class SourceRecord:
     key: str
 
 
-class _Occurrences:
-    """Makes `SourceRecord.key` values: content hash plus occurrence number.
+class RecordKeys:
+    """Numbers repeated identical records, so that identical rows are distinct records.
 
-    The counts of each content seen so far live on disk, so memory stays flat
-    however long the input. Close it when done.
+    Gives each record its journal key (see `SourceRecord.key`): the digest of its
+    content, then how many times that content has come so far. The counts are
+    kept in a temporary SQLite database on disk, not in memory, so memory stays
+    flat however long the input. The database is opened by the first key asked
+    for and held until `close` (or the end of a ``with`` block).
     """
 
     def __init__(self) -> None:
+        self._db: sqlite3.Connection | None = None
+        self._closed = False
+
+    def _open(self) -> sqlite3.Connection:
+        if self._closed:
+            raise sqlite3.ProgrammingError("the record keys are closed")
         # An empty name makes a private temporary database that SQLite keeps in its
         # (bounded) page cache and spills to a file it deletes on close.
-        self._db = sqlite3.connect("", check_same_thread=False)
-        self._db.executescript(
+        db = sqlite3.connect("", check_same_thread=False)
+        db.executescript(
             "PRAGMA journal_mode = OFF;"
             "PRAGMA synchronous = OFF;"
             "PRAGMA cache_size = -2048;"
             "CREATE TABLE seen (digest BLOB PRIMARY KEY, count INTEGER NOT NULL)"
             " WITHOUT ROWID;"
         )
+        self._db = db
+
+        return db
 
     def key_for(self, raw: Mapping[str, Any]) -> str:
-        """The key of the next record with this content (wire names as keys)."""
+        """The key of the next record with this content (wire names as keys).
+
+        Raises:
+            TypeError: A value (or key) has no JSON form.
+            ValueError: A float that is not finite, in a record that also
+                holds a lone surrogate.
+            sqlite3.ProgrammingError: The keys are closed.
+        """
         # Empty values are left out so that adding or dropping an empty column
         # between runs does not change which records count as done.
         content = {
             name: raw[name] for name in sorted(raw) if raw[name] not in ("", None)
         }
-        digest = hashlib.sha256(dumps(content)).digest()
-        (count,) = self._db.execute(
+        digest = hashlib.sha256(dumps_escaping(content)).digest()
+        db = self._db or self._open()
+        (count,) = db.execute(
             "INSERT INTO seen VALUES (?, 1)"
             " ON CONFLICT (digest) DO UPDATE SET count = count + 1 RETURNING count",
             (digest,),
@@ -171,7 +192,22 @@ class _Occurrences:
         return f"{digest.hex()}-{count}"
 
     def close(self) -> None:
-        self._db.close()
+        """Drop the counts and close the database; closing again does nothing."""
+        self._closed = True
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
+
+    def __enter__(self) -> RecordKeys:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 class _Lines(Iterator[str]):
@@ -252,13 +288,20 @@ def _sniff_delimiter(first_line: str) -> str:
         return ","
 
 
+def _columns(what: str, names: list[str]) -> str:
+    noun = "column" if len(names) == 1 else "columns"
+
+    return f"{what} {noun} {', '.join(names)}"
+
+
 def _format_from_name(path: str) -> FileFormat:
     suffix = PurePath(path).suffix.lower()
     found = _INPUT_EXTENSIONS.get(suffix)
     if found is None:
         raise InputFileError(
             f"cannot tell the format from the extension {suffix or '(none)'!r};"
-            " name the file .csv or .jsonl, or give the format",
+            " name the file .csv or .jsonl, or give the format (--format on the command"
+            " line)",
             path=path,
         )
     return found
@@ -305,7 +348,7 @@ class RecordReader(Iterator[SourceRecord]):
         self._stream = stream
         self._owned = owned
         self._lines = _Lines(stream, encoding, path)
-        self._occurrences: _Occurrences | None = None
+        self._keys = RecordKeys()
         self._index = 0
         self._records: Generator[SourceRecord, None, None] | None = None
         try:
@@ -345,9 +388,7 @@ class RecordReader(Iterator[SourceRecord]):
         self._release()
 
     def _release(self) -> None:
-        if self._occurrences is not None:
-            self._occurrences.close()
-            self._occurrences = None
+        self._keys.close()
         if self._owned and not self._stream.closed:
             self._stream.close()
 
@@ -374,15 +415,13 @@ class RecordReader(Iterator[SourceRecord]):
             payload = validate_create(raw, line=line)
         except RecordValidationError as exc:
             problems.extend(exc.problems)
-        if self._occurrences is None:
-            self._occurrences = _Occurrences()
         record = SourceRecord(
             index=self._index,
             line=line,
             raw=raw,
             payload=None if problems else payload,
             problems=tuple(problems),
-            key=self._occurrences.key_for(raw),
+            key=self._keys.key_for(raw),
         )
         self._index += 1
 
@@ -428,11 +467,11 @@ class RecordReader(Iterator[SourceRecord]):
 
         faults = []
         if unknown:
-            faults.append("unknown column " + ", ".join(unknown))
+            faults.append(_columns("unknown", unknown))
         if repeated:
-            faults.append("repeated column " + ", ".join(repeated))
+            faults.append(_columns("repeated", repeated))
         if missing:
-            faults.append("missing required column " + ", ".join(missing))
+            faults.append(_columns("missing required", missing))
         if faults:
             seen = ", ".join(repr(cell) for cell in header)
             raise InputFileError(
@@ -691,7 +730,7 @@ class ResultsWriter:
             raise ValueError("the results writer is closed")
         errors = [dict(error) for error in row.errors]
         if self.format == "jsonl":
-            data = dumps(
+            data = dumps_escaping(
                 {
                     "line": row.line,
                     "outcome": row.outcome,
@@ -707,7 +746,7 @@ class ResultsWriter:
                     "" if row.line is None else str(row.line),
                     row.outcome,
                     "" if row.id is None else str(row.id),
-                    dumps(errors).decode() if errors else "",
+                    dumps_escaping(errors).decode(),
                     row.message or "",
                 ]
             )
@@ -765,7 +804,7 @@ def open_results(
 
     JSONL rows are objects with ``line``, ``outcome``, ``id``, ``errors`` and
     ``message``; ids are written exactly however large. CSV has the same columns,
-    with ``errors`` as a JSON array in one cell (empty when there are none).
+    with ``errors`` as a JSON array in one cell (``[]`` when there are none).
 
     Args:
         path: The file to write, or ``"-"`` for standard output.

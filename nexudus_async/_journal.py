@@ -76,6 +76,9 @@ _SCHEMA: Final = (
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS records_in_flight ON records (key)"
     " WHERE state IN ('sending', 'unknown')",
+    # For `Journal.owner_of`. Added without a schema change: an older journal gets
+    # it when next opened, and an older version simply never uses it.
+    "CREATE INDEX IF NOT EXISTS records_by_id ON records (id) WHERE id IS NOT NULL",
 )
 
 _COLUMNS: Final = "key, state, id, attempts, updated_at, business_id, name, message"
@@ -242,6 +245,16 @@ class Journal:
                 .fetchone()
             )
         return None if row is None else _entry(row)
+
+    def owner_of(self, id: int) -> str | None:
+        """The key of the record the journal holds as having this Id, or None."""
+        with self._lock:
+            row = (
+                self._connection()
+                .execute("SELECT key FROM records WHERE id = ? LIMIT 1", (_text(id),))
+                .fetchone()
+            )
+        return None if row is None else str(row[0])
 
     def pending(self) -> Iterator[JournalEntry]:
         """Entries in ``sending`` or ``unknown``: creates that may have happened.

@@ -5,20 +5,34 @@ faster than the standard library's ``json`` and on par with orjson (faster on a
 create body, up to twice as slow on a 100-record page). Unlike orjson, which
 turns integers wider than 64 bits into floats, it decodes them exactly, so a
 record id never loses digits however large the server makes it.
+
+A document msgspec refuses is read again by the standard library's ``json``,
+which also keeps integers exact. msgspec refuses a lone surrogate escape such as
+``"\\ud800"`` (calling it truncated input); the standard library reads it, so the
+string reaches the record checks, which name the field that holds it, instead of
+the whole line failing as "not JSON". When both refuse, the standard library's
+message is the one raised: it says what was expected, and where. Valid input
+never takes this second path, so it costs nothing on the hot path.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
-from typing import Any, Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final, NoReturn
 
 import msgspec
 
-__all__ = ["JSONDecodeError", "dumps", "loads"]
+from ._errors import WireFormatError
+
+__all__ = ["JSONDecodeError", "dumps", "dumps_escaping", "loads"]
 
 _encoder: Final = msgspec.json.Encoder()
 _decoder: Final = msgspec.json.Decoder()
 _BYTE_POSITION: Final = re.compile(r"\(byte (\d+)\)")
+_TOO_DEEP: Final = "JSON is nested too deeply"
 
 
 class JSONDecodeError(ValueError):
@@ -47,12 +61,81 @@ def dumps(obj: Any) -> bytes:
 
     Raises:
         TypeError: An object of a type JSON cannot represent.
-        ValueError: A string that cannot be encoded as UTF-8 (a lone surrogate).
+        WireFormatError: A string that cannot be encoded as UTF-8 (a lone
+            surrogate), or an integer too long to write; its ``path`` names
+            where, e.g. ``Name``.
     """
     try:
         return _encoder.encode(obj)
     except UnicodeEncodeError as exc:
-        raise ValueError(f"cannot encode text as UTF-8: {exc.reason}") from exc
+        path, value = _find(obj, "$", _not_utf8) or ("$", obj)
+        message = f"text cannot be encoded as UTF-8 ({exc.reason})"
+    except ValueError:
+        path, value = _find(obj, "$", _too_long) or ("$", obj)
+        message = "integer has too many digits to write"
+    raise WireFormatError(message, path=path, value=value)
+
+
+def dumps_escaping(obj: Any) -> bytes:
+    """Encode like `dumps`, but write a lone surrogate as a ``\\uXXXX`` escape.
+
+    For the SDK's own files (record keys, results), which must take any record
+    read from the input, even one the API would refuse. Output without a lone
+    surrogate is byte for byte that of `dumps`, and `loads` reads the escapes back.
+
+    Raises:
+        TypeError: An object of a type JSON cannot represent.
+        ValueError: A float that is not finite.
+    """
+    try:
+        return _encoder.encode(obj)
+    except UnicodeEncodeError:
+        text = json.dumps(
+            obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        )
+        # Surrogates only occur inside JSON strings, where a backslash escape of
+        # the code unit is exactly the JSON spelling of it.
+        return text.encode("utf-8", "backslashreplace")
+
+
+def _find(obj: Any, path: str, bad: Callable[[Any], bool]) -> tuple[str, Any] | None:
+    """The path and value of the first key or value in ``obj`` that is ``bad``."""
+    if isinstance(obj, Mapping):
+        for key, value in obj.items():
+            if bad(key):
+                # Name the object holding a bad key, not the key.
+                return path, key
+            found = _find(value, str(key) if path == "$" else f"{path}.{key}", bad)
+            if found:
+                return found
+    elif isinstance(obj, (list, tuple)):
+        for index, item in enumerate(obj):
+            found = _find(item, f"{path}[{index}]", bad)
+            if found:
+                return found
+    elif bad(obj):
+        return path, obj
+    return None
+
+
+def _not_utf8(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _too_long(value: Any) -> bool:
+    if not isinstance(value, int):
+        return False
+    try:
+        str(value)
+    except ValueError:
+        return True
+    return False
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
@@ -62,20 +145,65 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
         data: UTF-8 bytes or text.
 
     Returns:
-        The decoded value.
+        The decoded value. A lone surrogate escape (``"\\ud800"``) is read as
+        the lone surrogate it spells.
 
     Raises:
-        JSONDecodeError: The document is malformed, truncated or not UTF-8.
+        JSONDecodeError: The document is malformed, truncated, nested too
+            deeply or not UTF-8.
     """
     try:
         return _decoder.decode(data)
     except msgspec.DecodeError as exc:
         message = str(exc)
         match = _BYTE_POSITION.search(message)
-        position = int(match.group(1)) if match else None
-        raise JSONDecodeError(message, position) from exc
+        refusal = JSONDecodeError(message, int(match.group(1)) if match else None)
     except UnicodeEncodeError as exc:
-        # Text holding a lone surrogate cannot be handed to the decoder as UTF-8.
-        raise JSONDecodeError(
-            f"text is not valid Unicode: {exc.reason}", exc.start
-        ) from exc
+        # Text holding a lone surrogate cannot be handed to msgspec as UTF-8.
+        refusal = JSONDecodeError(f"text is not valid Unicode: {exc.reason}")
+    except RecursionError:
+        refusal = JSONDecodeError(_TOO_DEEP)
+
+    return _standard_loads(data, refusal)
+
+
+def _standard_loads(
+    data: bytes | bytearray | memoryview | str, refusal: JSONDecodeError
+) -> Any:
+    """Decode with the standard library, or raise its reason (else ``refusal``)."""
+    if isinstance(data, str):
+        text = data
+    else:
+        try:
+            # Decoded here, strictly, rather than by json, which would also take
+            # UTF-16 and a byte-order mark.
+            text = str(data, "utf-8")
+        except UnicodeDecodeError as exc:
+            message = f"JSON is not valid UTF-8: {exc.reason} (byte {exc.start})"
+            raise JSONDecodeError(message, exc.start) from None
+    try:
+        return json.loads(
+            text, parse_constant=_refuse_constant, parse_float=_finite_float
+        )
+    except json.JSONDecodeError as exc:
+        # Report a UTF-8 byte offset like msgspec does, not a character index.
+        position = len(text[: exc.pos].encode("utf-8", "surrogatepass"))
+        message = f"JSON is malformed: {exc.msg} (byte {position})"
+        raise JSONDecodeError(message, position) from None
+    except RecursionError:
+        raise JSONDecodeError(_TOO_DEEP) from None
+    except ValueError:
+        # A number json will not take (too many digits, or not finite), which
+        # msgspec refused too, in its own words.
+        raise refusal from None
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value

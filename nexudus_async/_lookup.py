@@ -7,6 +7,7 @@ settle a create whose answer was lost. The server's Name filter may match loosel
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final, Protocol
 
 from ._models import ImportFile, ImportFileCreate, Page
@@ -53,7 +54,11 @@ def _loose(name: str) -> str:
 
 
 async def find_stored(
-    files: Lister, payload: ImportFileCreate, *, strict: bool
+    files: Lister,
+    payload: ImportFileCreate,
+    *,
+    strict: bool,
+    owned: Callable[[int], bool] | None = None,
 ) -> int | None:
     """The Id of the stored record with the payload's BusinessId and exact Name.
 
@@ -61,10 +66,12 @@ async def find_stored(
         files: The resource to list from.
         payload: The record looked for.
         strict: Refuse to conclude "absent" when a near match exists.
+        owned: Tells whether an Id already belongs to another input record; such
+            a match is some other record's, not this one's, and is passed over.
 
     Returns:
-        The Id, or None when no record matches exactly. When several do (the
-        record was made more than once already), the newest.
+        The Id, or None when no record matches exactly (once owned ones are
+        passed over). When several do, the newest.
 
     Raises:
         AmbiguousMatch: With ``strict``, no exact match but a near one: the server
@@ -85,6 +92,8 @@ async def find_stored(
             if stored.business_id != payload.business_id:
                 continue
             if stored.name == payload.name:
+                if owned is not None and owned(stored.id):
+                    continue
                 best = stored.id if best is None else max(best, stored.id)
             elif _loose(stored.name) == _loose(payload.name):
                 near = True

@@ -29,6 +29,37 @@ __all__ = [
 T = TypeVar("T")
 
 
+# Validators of the request models. A wrong type there is a programming mistake,
+# so it fails at construction, naming the field, rather than at send time with a
+# server error or not at all. They stay this cheap because bulk jobs build one
+# model per record.
+
+
+def _integer(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    # bool is an int subclass, but True is no id.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{attribute.name} must be an int, not {type(value).__name__}")
+
+
+def _text(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{attribute.name} must be a str, not {type(value).__name__}")
+
+
+def _optional_text(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(
+            f"{attribute.name} must be a str or None, not {type(value).__name__}"
+        )
+
+
+def _optional_flag(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(
+            f"{attribute.name} must be a bool or None, not {type(value).__name__}"
+        )
+
+
 class SortDirection(enum.Enum):
     """Order of a listing; the value is what the ``dir`` query parameter carries."""
 
@@ -41,6 +72,8 @@ class ImportFileCreate:
     """The body of a create request.
 
     Optional fields left as None are not sent, so the server applies its defaults.
+    A field of the wrong type raises ``TypeError``, naming it, when the model is
+    built; `nexudus_async.validate_create` builds one from untrusted input.
 
     Attributes:
         business_id: Location (business) the file belongs to.
@@ -50,11 +83,13 @@ class ImportFileCreate:
         imported: Whether the file counts as imported.
     """
 
-    business_id: int
-    name: str
-    new_file_data_url: str | None = None
-    clear_file_data_file: bool | None = None
-    imported: bool | None = None
+    business_id: int = attrs.field(validator=_integer)
+    name: str = attrs.field(validator=_text)
+    new_file_data_url: str | None = attrs.field(default=None, validator=_optional_text)
+    clear_file_data_file: bool | None = attrs.field(
+        default=None, validator=_optional_flag
+    )
+    imported: bool | None = attrs.field(default=None, validator=_optional_flag)
 
 
 @attrs.frozen
@@ -62,6 +97,8 @@ class ImportFileUpdate:
     """The body of an update request: a whole record, identified by ``id``.
 
     The API has no partial update; send back every field the record should keep.
+    A field of the wrong type raises ``TypeError``, naming it, when the model is
+    built.
 
     Attributes:
         id: The record to replace.
@@ -72,12 +109,14 @@ class ImportFileUpdate:
         imported: Whether the file counts as imported.
     """
 
-    id: int
-    business_id: int
-    name: str
-    new_file_data_url: str | None = None
-    clear_file_data_file: bool | None = None
-    imported: bool | None = None
+    id: int = attrs.field(validator=_integer)
+    business_id: int = attrs.field(validator=_integer)
+    name: str = attrs.field(validator=_text)
+    new_file_data_url: str | None = attrs.field(default=None, validator=_optional_text)
+    clear_file_data_file: bool | None = attrs.field(
+        default=None, validator=_optional_flag
+    )
+    imported: bool | None = attrs.field(default=None, validator=_optional_flag)
 
 
 @attrs.frozen
@@ -207,25 +246,43 @@ def _masked(value: str | None) -> str:
     return "None" if value is None else "'***'"
 
 
+def _lifetime(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    _integer(instance, attribute, value)
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be 0 or more, not {value}")
+
+
+def _aware(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    # A naive time cannot be compared with the aware clock the expiry checks use.
+    if not isinstance(value, datetime):
+        raise TypeError(
+            f"{attribute.name} must be a datetime, not {type(value).__name__}"
+        )
+    if value.utcoffset() is None:
+        raise ValueError(f"{attribute.name} must be timezone-aware, not naive")
+
+
 @attrs.frozen
 class Token:
     """An OAuth bearer token from the token endpoint.
 
     The repr hides both tokens so a logged or printed token leaks nothing.
+    Building one with a negative ``expires_in`` or a naive ``expires_at``
+    raises ``ValueError``.
 
     Attributes:
         access_token: The bearer token.
         token_type: Token type, ``"bearer"``.
-        expires_in: Lifetime in seconds, as the server stated it.
+        expires_in: Lifetime in seconds, as the server stated it; 0 or more.
         refresh_token: Token for the refresh grant, if one was issued.
         expires_at: Aware UTC time the access token expires, computed on receipt.
     """
 
     access_token: str = attrs.field(repr=_masked)
     token_type: str
-    expires_in: int
+    expires_in: int = attrs.field(validator=_lifetime)
     refresh_token: str | None = attrs.field(repr=_masked)
-    expires_at: datetime
+    expires_at: datetime = attrs.field(validator=_aware)
 
     def expires_within(self, seconds: float, *, now: datetime | None = None) -> bool:
         """Tell whether the token expires within the given time.

@@ -31,6 +31,7 @@ __all__ = [
     "format_rate",
     "format_summary",
     "make_display",
+    "plural",
 ]
 
 #: The outcome names, in the order every display and summary lists them.
@@ -63,6 +64,11 @@ class ProgressView:
     elapsed: float
     rate: float | None = None
     eta: float | None = None
+
+
+def plural(count: int, noun: str) -> str:
+    """The count with its noun, singular for one: ``1 record``, ``2 records``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def format_duration(seconds: float) -> str:
@@ -287,7 +293,7 @@ def format_summary(
     total = sum(counts.values())
     worked = sum(counts.get(name, 0) for name in OUTCOME_NAMES[:4])
     rate = worked / elapsed if elapsed > 0 else None
-    head = f"{title}: {total} records in {format_duration(elapsed)}"
+    head = f"{title}: {plural(total, 'record')} in {format_duration(elapsed)}"
     if worked != total:
         head += f"; {worked} processed"
     lines = [f"{head}, {format_rate(rate)}"]

@@ -17,6 +17,9 @@ from ._models import ImportFileCreate, ImportFileUpdate
 
 __all__ = ["validate_create", "validate_update"]
 
+#: Ids are 64-bit signed integers in the API; a larger one can name no record.
+_MAX_ID: Final = 2**63 - 1
+_MAX_ID_DIGITS: Final = len(str(_MAX_ID))
 _TRUE: Final = frozenset({"true", "yes", "y", "1"})
 _FALSE: Final = frozenset({"false", "no", "n", "0"})
 
@@ -48,13 +51,20 @@ def _positive_int(value: Any) -> int:
         # makes of an id it has mangled, so they are refused rather than guessed.
         if not (text.isascii() and text.isdigit()):
             raise _Invalid("must be a positive integer written as plain digits")
-        number = int(text)
+        # Count before converting: int() refuses very long digit strings with an
+        # error of its own, and would be slow on them anyway.
+        digits = text.lstrip("0")
+        if len(digits) > _MAX_ID_DIGITS:
+            raise _Invalid(f"must be at most {_MAX_ID}")
+        number = int(digits or "0")
     elif isinstance(value, float):
         raise _Invalid("must be an integer, not a decimal number")
     else:
         raise _Invalid(f"must be a positive integer, not {type(value).__name__}")
     if number <= 0:
         raise _Invalid("must be a positive integer")
+    if number > _MAX_ID:
+        raise _Invalid(f"must be at most {_MAX_ID}")
     return number
 
 
@@ -163,13 +173,13 @@ def validate_create(
 ) -> ImportFileCreate:
     """Check an untrusted record and build a create payload from it.
 
-    Rules: ``BusinessId`` is a positive integer, given as an int or as plain
-    digits (not a bool, a float, a decimal or scientific notation); ``Name`` is
-    non-blank text of valid Unicode, kept exactly as given; ``NewFileDataUrl``
-    is an absolute http or https URL with a host; ``ClearFileDataFile`` and
-    ``Imported`` are booleans or one of true/false, yes/no, y/n, 1/0 in any
-    case. An empty or missing optional field is left unset. Keys outside these
-    are errors.
+    Rules: ``BusinessId`` is a positive integer no larger than 2**63 - 1, given
+    as an int or as plain digits (not a bool, a float, a decimal or scientific
+    notation); ``Name`` is non-blank text of valid Unicode, kept exactly as
+    given; ``NewFileDataUrl`` is an absolute http or https URL with a host;
+    ``ClearFileDataFile`` and ``Imported`` are booleans or one of true/false,
+    yes/no, y/n, 1/0 in any case. An empty or missing optional field is left
+    unset. Keys outside these are errors.
 
     Args:
         data: The record, keyed by wire names.
@@ -191,7 +201,7 @@ def validate_update(
     """Check an untrusted record and build an update payload from it.
 
     The rules are those of `validate_create`, plus ``Id``: a required positive
-    integer.
+    integer, like ``BusinessId`` no larger than 2**63 - 1.
 
     Args:
         data: The record, keyed by wire names.

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import json
 import logging
 import random
 import signal
+import sqlite3
 import sys
 import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import anyio.lowlevel
 import pytest
 
-from nexudus_async._bulk import BulkJob, bulk_create, create_all
+from nexudus_async import _bulk
+from nexudus_async._bulk import BulkJob, BulkOptions, bulk_create, create_all
 from nexudus_async._errors import (
     AuthenticationError,
     AuthError,
@@ -38,7 +41,7 @@ from nexudus_async._errors import (
     UnsuccessfulError,
     ValidationError,
 )
-from nexudus_async._io import SourceRecord, open_records
+from nexudus_async._io import RecordKeys, SourceRecord, open_records
 from nexudus_async._journal import Journal
 from nexudus_async._models import (
     FieldError,
@@ -187,6 +190,7 @@ def payloads(count: int, prefix: str = "rec") -> list[ImportFileCreate]:
 
 async def run(files: FakeFiles, records: Any, **options: Any) -> list[Outcome]:
     options.setdefault("reconcile_delay", 0)
+    options.setdefault("settle_time", 0)
     outcomes = []
     async with bulk_create(FakeClient(files), records, **options) as job:
         async for outcome in job:
@@ -611,6 +615,65 @@ class TestThrottle:
         assert files.creates == 4
         assert "throttled" in (outcome.message or "")
 
+    async def test_a_retry_after_within_max_pause_still_pauses(self) -> None:
+        """A Retry-After just under max_pause pauses the job, then sends again."""
+        files = FakeFiles({"rec-0000": [throttled(0.2)]})
+
+        (outcome,) = await run(files, payloads(1), max_pause=0.25)
+
+        assert outcome.kind is OutcomeKind.CREATED
+        first, second = [at for _, _, at in files.calls]
+        assert second - first >= 0.19
+
+    async def test_a_retry_after_of_hours_stops_the_job_until_then(self) -> None:
+        """The server's daily quota: this record and the rest not attempted, with when."""
+        files = FakeFiles(by_call={3: throttled(7200)})
+        outcomes: list[Outcome] = []
+        async with bulk_create(
+            FakeClient(files), payloads(10), concurrency=1, reconcile_delay=0
+        ) as job:
+            async for outcome in job:
+                outcomes.append(outcome)
+        expected = datetime.now(timezone.utc) + timedelta(hours=2)
+
+        assert kinds(outcomes) == {"created": 2, "not_attempted": 8}
+        assert_each_index_once(outcomes, 10)
+        assert files.creates == 3
+        assert job.resume_at is not None
+        assert abs(job.resume_at - expected) < timedelta(seconds=5)
+        assert "asked to wait 7200 seconds" in (job.stop_reason or "")
+        assert "daily quota is probably spent" in (job.stop_reason or "")
+        rest = [o for o in outcomes if o.kind is OutcomeKind.NOT_ATTEMPTED]
+        assert all(o.resume_at == job.resume_at for o in rest)
+        assert all(o.message == job.stop_reason for o in rest)
+
+    async def test_max_pause_sets_how_long_a_wait_stops_the_job(self) -> None:
+        """create_all passes max_pause on: a 2 s Retry-After over a 1 s limit stops."""
+        files = FakeFiles({"rec-0000": [throttled(2.0)]})
+
+        report = await create_all(
+            FakeClient(files), payloads(3), concurrency=1, max_pause=1.0
+        )
+
+        assert report["not_attempted"] == 3
+        assert report.resume_at is not None
+        assert "2 seconds" in (report.stop_reason or "")
+        assert files.creates == 1
+
+    async def test_a_lookup_asked_to_wait_for_hours_stops_the_job(self) -> None:
+        """A throttled existence check with a long Retry-After stops the job too."""
+        files = FakeFiles(
+            list_error=lambda: ThrottledError(
+                method="GET", path=PATH, status=409, retry_after=7200
+            )
+        )
+
+        outcomes = await run(files, payloads(5), skip_existing=True, concurrency=1)
+
+        assert kinds(outcomes) == {"not_attempted": 5}
+        assert all(o.resume_at is not None for o in outcomes)
+        assert files.creates == 0
+
 
 class TestStopping:
     async def test_quota_stops_cleanly_with_the_resume_time(self) -> None:
@@ -829,6 +892,140 @@ class TestJournal:
 
         assert kinds(again) == {"skipped": 2}
         assert files.creates == 2
+
+    async def test_a_record_without_a_json_form_is_rejected(
+        self, tmp_path: Path
+    ) -> None:
+        """A mapping holding a value JSON cannot carry is rejected; the job goes on."""
+        records: list[Any] = [
+            {"BusinessId": 1, "Name": "a", "Extra": object()},
+            {"BusinessId": 1, "Name": "b"},
+        ]
+        files = FakeFiles()
+        with Journal(tmp_path / "j.sqlite", synchronous="normal") as journal:
+            outcomes = by_index(await run(files, records, journal=journal))
+
+        assert outcomes[0].kind is OutcomeKind.REJECTED
+        assert outcomes[1].kind is OutcomeKind.CREATED
+        assert files.names("create") == ["b"]
+
+
+class SpyKeys(RecordKeys):
+    """Record keys that remember each instance, and whether it opened and closed."""
+
+    made: ClassVar[list[SpyKeys]] = []
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = False
+        self.closed = False
+        SpyKeys.made.append(self)
+
+    def _open(self) -> sqlite3.Connection:
+        self.opened = True
+        return super()._open()
+
+    def close(self) -> None:
+        self.closed = True
+        super().close()
+
+
+class TestRecordKeys:
+    @pytest.fixture(autouse=True)
+    def spy(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+        """Every job of the test makes its keys as SpyKeys."""
+        SpyKeys.made = []
+        monkeypatch.setattr(_bulk, "RecordKeys", SpyKeys)
+        yield
+        for keys in SpyKeys.made:
+            keys.close()
+
+    @pytest.fixture
+    def journal(self, tmp_path: Path) -> Iterator[Journal]:
+        """A journal, so that the job needs keys for plain records."""
+        with Journal(tmp_path / "j.sqlite", synchronous="normal") as journal:
+            yield journal
+
+    async def test_keys_are_closed_when_the_job_ends(self, journal: Journal) -> None:
+        """A job run to its end closes the record keys it opened."""
+        outcomes = await run(FakeFiles(), payloads(5), journal=journal)
+
+        assert kinds(outcomes) == {"created": 5}
+        assert [(keys.opened, keys.closed) for keys in SpyKeys.made] == [(True, True)]
+
+    async def test_keys_are_closed_when_the_body_raises(self, journal: Journal) -> None:
+        """An exception out of the loop still closes the keys."""
+
+        async def consume() -> None:
+            async with bulk_create(
+                FakeClient(FakeFiles()), payloads(50), journal=journal
+            ) as job:
+                async for _ in job:
+                    raise KeyError("boom")
+
+        with pytest.raises(KeyError):
+            await consume()
+
+        assert [keys.closed for keys in SpyKeys.made] == [True]
+
+    async def test_keys_are_closed_when_the_job_is_cancelled(
+        self, journal: Journal
+    ) -> None:
+        """A cancel scope around the job closes the keys, after the drain used them."""
+        hooked: list[Outcome] = []
+        with anyio.move_on_after(0.05):
+            async with bulk_create(
+                FakeClient(FakeFiles(latency=0.02)),
+                payloads(100),
+                concurrency=4,
+                journal=journal,
+                on_outcome=hooked.append,
+            ) as job:
+                async for _ in job:
+                    pass
+
+        assert_each_index_once(hooked, 100)
+        assert kinds(hooked)["not_attempted"] > 0
+        assert [keys.closed for keys in SpyKeys.made] == [True]
+
+    async def test_keys_are_closed_when_the_drain_fails(
+        self, journal: Journal, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A failure while the rest is marked not attempted still closes the keys."""
+
+        def broken(*args: Any) -> Any:
+            raise RuntimeError("drain broke")
+
+        async def consume() -> None:
+            async with bulk_create(
+                FakeClient(FakeFiles()), payloads(50), journal=journal
+            ) as job:
+                async for _ in job:
+                    # Patched inside the loop, so only the drain meets it.
+                    monkeypatch.setattr(_bulk, "prepare", broken)
+                    raise KeyError("boom")
+
+        with pytest.raises(RuntimeError, match="drain broke"):
+            await consume()
+
+        assert [keys.closed for keys in SpyKeys.made] == [True]
+
+    async def test_a_job_fed_by_a_reader_opens_none(
+        self, journal: Journal, tmp_path: Path
+    ) -> None:
+        """Records from a file reader bring their own keys: the job opens no database."""
+        source = write_jsonl(tmp_path / "in.jsonl", ["a", "b"])
+        with open_records(source) as reader:
+            outcomes = await run(FakeFiles(), reader, journal=journal)
+
+        assert kinds(outcomes) == {"created": 2}
+        assert [(keys.opened, keys.closed) for keys in SpyKeys.made] == [(False, True)]
+
+    async def test_a_job_without_a_journal_makes_none(self) -> None:
+        """Keys serve only the journal: a job without one makes none."""
+        await run(FakeFiles(), payloads(3))
+
+        assert SpyKeys.made == []
 
 
 class TestCancellation:
@@ -1054,10 +1251,27 @@ class TestInput:
         [{"concurrency": 0}, {"stop_after": 0}, {"max_sends": 0}],
         ids=["concurrency", "stop_after", "max_sends"],
     )
-    def test_limits_below_one_are_refused(self, options: dict[str, int]) -> None:
+    def test_limits_below_one_are_refused(self, options: BulkOptions) -> None:
         """Limits below 1 raise ValueError at once."""
         with pytest.raises(ValueError, match="at least 1"):
             bulk_create(FakeClient(FakeFiles()), [], **options)
+
+    def test_a_negative_max_pause_is_refused(self) -> None:
+        """max_pause below 0 raises ValueError at once."""
+        with pytest.raises(ValueError, match="max_pause"):
+            bulk_create(FakeClient(FakeFiles()), [], max_pause=-1)
+
+    def test_bulk_options_name_every_option_of_bulk_create(self) -> None:
+        """BulkOptions, which create_all takes, names bulk_create's keywords exactly."""
+        keywords = {
+            name
+            for name, parameter in inspect.signature(bulk_create).parameters.items()
+            if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+        }
+
+        # The types are mypy's to check, where create_all passes the options on.
+        assert BulkOptions.__optional_keys__ == frozenset(keywords)
+        assert BulkOptions.__required_keys__ == frozenset()
 
     async def test_iterating_outside_the_context_is_refused(self) -> None:
         """A job iterated before it is entered raises ClientStateError."""
@@ -1290,6 +1504,169 @@ class TestAgainstTheEmulator:
         assert report["not_attempted"] == 199
         assert "401" in (report.stop_reason or "")
         assert requests <= 8 * 2
+
+
+class TestSiblings:
+    """Records sharing a BusinessId and Name never share a stored record."""
+
+    @pytest.mark.parametrize("journaled", [False, True], ids=["plain", "journal"])
+    async def test_identical_rows_with_a_lost_create_are_two_records(
+        self, tmp_path: Path, journaled: bool
+    ) -> None:
+        """Twin rows, the second's create reset unstored: two records, two Ids."""
+        from nexudus_async.emulator import Emulator, EmulatorConfig, Faults, Limits
+
+        source = write_jsonl(tmp_path / "in.jsonl", ["Twin", "Twin"])
+        faults = Faults(by_name={"Twin": ("ok", "reset_before_store")})
+        config = EmulatorConfig(limits=Limits.off(), faults=faults)
+        journal = Journal(tmp_path / "j.sqlite") if journaled else None
+        async with Emulator(config) as emulator, _client(emulator) as client:
+            with open_records(source) as reader:
+                first = await run(client.import_files, reader, journal=journal)
+            stored = sorted(emulator.records)
+            if journal is not None:
+                with open_records(source) as reader:
+                    again = await run(client.import_files, reader, journal=journal)
+                journal.close()
+                assert [o.kind for o in again] == [OutcomeKind.SKIPPED] * 2
+                assert {o.id for o in again} == {o.id for o in first}
+                assert sorted(emulator.records) == stored
+
+        assert [o.kind for o in first] == [OutcomeKind.CREATED] * 2
+        assert sorted(o.id for o in first) == stored
+        assert len(stored) == 2
+
+    async def test_an_earlier_runs_sibling_is_not_taken_for_a_lost_create(
+        self, tmp_path: Path
+    ) -> None:
+        """A twin left in flight does not take the Id the journal gives the other."""
+        source = write_jsonl(tmp_path / "in.jsonl", ["Twin", "Twin"])
+        with open_records(source) as reader:
+            first_key, second_key = (r.key for r in reader)
+        files = FakeFiles()
+        existing = files.store(1, "Twin")
+        with Journal(tmp_path / "j.sqlite", synchronous="normal") as journal:
+            journal.mark_sending(first_key, 1, "Twin")
+            journal.mark_done(first_key, "created", id=existing)
+            # The run died after marking the second twin, before it was sent.
+            journal.mark_sending(second_key, 1, "Twin")
+            with open_records(source) as reader:
+                outcomes = by_index(await run(files, reader, journal=journal))
+
+        assert outcomes[0].kind is OutcomeKind.SKIPPED
+        assert outcomes[0].id == existing
+        assert outcomes[1].kind is OutcomeKind.CREATED
+        assert not outcomes[1].reconciled
+        assert outcomes[1].id != existing
+        assert len(files.stored) == 2
+
+    async def test_skip_existing_does_not_skip_a_twin_for_its_sibling(self) -> None:
+        """With skip_existing, the second of two twins is created, not skipped."""
+        files = FakeFiles()
+        records = [ImportFileCreate(1, "Twin"), ImportFileCreate(1, "Twin")]
+
+        outcomes = await run(files, records, skip_existing=True, concurrency=2)
+
+        assert [o.kind for o in outcomes] == [OutcomeKind.CREATED] * 2
+        assert len(files.stored) == 2
+
+
+class TestSettleTime:
+    """A create that may still land is not looked up before it can have landed."""
+
+    async def test_a_killed_runs_create_that_lands_late_is_not_sent_again(
+        self, tmp_path: Path
+    ) -> None:
+        """The server stores a dead run's create late: the re-run waits, then finds it."""
+        from nexudus_async.emulator import Emulator, EmulatorConfig, Faults, Limits
+
+        source = write_jsonl(tmp_path / "in.jsonl", ["Slow row", "Fast row"])
+        keys = read_keys(source)
+        faults = Faults(by_name={"Slow row": ("delay:1.5",)})
+        config = EmulatorConfig(limits=Limits.off(), faults=faults)
+        finished: dict[str, float] = {}
+        async with Emulator(config) as emulator, _client(emulator) as client:
+            with Journal(tmp_path / "j.sqlite", synchronous="normal") as journal:
+                # What a run killed with -9 leaves: the mark, and a create the
+                # server is still working on.
+                journal.mark_sending(keys["Slow row"], 1, "Slow row")
+                with anyio.move_on_after(0.3):
+                    await client.import_files.create(ImportFileCreate(1, "Slow row"))
+                started = anyio.current_time()
+
+                def on_outcome(outcome: Outcome) -> None:
+                    name = outcome.record.raw["Name"]
+                    finished[name] = anyio.current_time() - started
+
+                with open_records(source) as reader:
+                    outcomes = by_index(
+                        await run(
+                            client.import_files,
+                            reader,
+                            journal=journal,
+                            settle_time=2.0,
+                            on_outcome=on_outcome,
+                        )
+                    )
+            stored = [row["Name"] for row in emulator.records.values()]
+
+        assert outcomes[0].kind is OutcomeKind.CREATED
+        assert outcomes[0].reconciled
+        assert sorted(stored) == ["Fast row", "Slow row"]
+        # Only the record left in flight waited.
+        assert finished["Fast row"] < 1.0
+        assert finished["Slow row"] >= 1.5
+
+    async def test_after_a_timeout_the_lookup_waits_for_the_settle_time(
+        self,
+    ) -> None:
+        """A create the server stores after the client timed out is found, not resent."""
+        from nexudus_async.emulator import Emulator, EmulatorConfig, Faults, Limits
+
+        faults = Faults(by_name={"Slow row": ("delay:1.2",)})
+        config = EmulatorConfig(limits=Limits.off(), faults=faults)
+        async with (
+            Emulator(config) as emulator,
+            _client(emulator, timeout=0.4) as client,
+        ):
+            (outcome,) = await run(
+                client.import_files,
+                [ImportFileCreate(1, "Slow row")],
+                reconcile_delay=0.1,
+                settle_time=1.8,
+            )
+            stored = [row["Name"] for row in emulator.records.values()]
+
+        assert outcome.kind is OutcomeKind.CREATED
+        assert outcome.reconciled
+        assert stored == ["Slow row"]
+
+    def test_the_default_is_the_clients_timeout_and_a_margin(self) -> None:
+        """Without settle_time, the client's timeout plus the margin is used."""
+
+        class TimedClient(FakeClient):
+            timeout = 2.0
+
+        job = bulk_create(TimedClient(FakeFiles()), [])
+        assert job._settler._options.settle_time == 2.0 + _bulk.SETTLE_MARGIN
+
+    def test_a_negative_settle_time_is_refused(self) -> None:
+        """settle_time below zero is a ValueError."""
+        with pytest.raises(ValueError, match="settle_time"):
+            bulk_create(FakeClient(FakeFiles()), [], settle_time=-1.0)
+
+
+def _client(emulator: Any, *, timeout: float = 5.0) -> Any:
+    """A real client for an in-process emulator, without pacing."""
+    from nexudus_async._auth import BasicAuth
+    from nexudus_async._client import NexudusClient
+
+    return NexudusClient(
+        auth=BasicAuth("admin@example.com", "password"),
+        base_url=emulator.base_url,
+        rate_limits=None,
+        timeout=timeout,
+    )
 
 
 def test_bulk_job_is_the_type_bulk_create_returns() -> None:

@@ -30,7 +30,7 @@ from nexudus_async._errors import (
     ValidationError,
     WireFormatError,
 )
-from nexudus_async._io import SourceRecord
+from nexudus_async._io import RecordKeys, SourceRecord
 from nexudus_async._models import FieldError, ImportFileCreate, WriteResult
 
 P = {"method": "POST", "path": "/api/crm/crmopportunityimportfiles"}
@@ -84,6 +84,29 @@ class TestPrepare:
 
         assert (attempt.index, attempt.line, attempt.key) == (7, 9, "abc-1")
         assert attempt.errors == (FieldError("Name", "is required", ""),)
+
+    def test_a_record_that_cannot_be_keyed_is_not_sent(self) -> None:
+        """A valid record the journal cannot key gets a problem instead of a payload."""
+
+        class Unkeyable:
+            def key_for(self, raw: Any) -> str:
+                raise TypeError("no JSON form")
+
+        attempt = prepare({"BusinessId": 1, "Name": "x"}, 0, Unkeyable())
+
+        assert attempt.payload is None
+        assert attempt.key is None
+        assert attempt.problem == "the record cannot be journaled: no JSON form"
+
+    def test_an_invalid_record_that_cannot_be_keyed_keeps_its_errors(self) -> None:
+        """An invalid record with a value JSON cannot carry keeps its field errors."""
+        with RecordKeys() as keys:
+            attempt = prepare({"BusinessId": 1, "Oops": object()}, 0, keys)
+
+        assert attempt.payload is None
+        assert attempt.key is None
+        assert attempt.problem is None
+        assert {e.property_name for e in attempt.errors} == {"Name", "Oops"}
 
     def test_anything_else_is_a_problem(self) -> None:
         """An unsupported item gets a problem message and no payload."""

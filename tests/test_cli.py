@@ -244,7 +244,7 @@ class TestEndToEnd:
         assert {r["outcome"] for r in again} == {"skipped"}
         assert {r["line"]: r["id"] for r in again} == ids
         assert emulator.stats.writes == writes
-        assert (tmp_path / "in.results.journal.sqlite").exists()
+        assert (tmp_path / "in.journal.sqlite").exists()
 
     def test_a_record_the_server_refused_stays_refused_on_a_rerun(
         self, emulator: Emulator, tmp_path: Path
@@ -352,7 +352,7 @@ class TestEndToEnd:
         broken = next(row for row in table if row["outcome"] == "rejected")
         assert broken["line"] == "5"
         assert _json.loads(broken["errors"])[0]["AttemptedValue"] == "x"
-        assert (tmp_path / "out.journal.sqlite").exists()
+        assert (tmp_path / "in.journal.sqlite").exists()
 
     def test_stop_after_failures_leaves_the_rest_not_attempted(
         self, tmp_path: Path
@@ -580,7 +580,7 @@ class TestCredentials:
             done.stdout,
             done.stderr,
             (tmp_path / "in.results.jsonl").read_bytes(),
-            (tmp_path / "in.results.journal.sqlite").read_bytes(),
+            (tmp_path / "in.journal.sqlite").read_bytes(),
         )
 
     def test_a_token_from_the_environment_is_used_and_never_shown(
@@ -601,7 +601,7 @@ class TestCredentials:
             done.stdout,
             done.stderr,
             (tmp_path / "in.results.jsonl").read_bytes(),
-            (tmp_path / "in.results.journal.sqlite").read_bytes(),
+            (tmp_path / "in.journal.sqlite").read_bytes(),
         )
 
 
@@ -650,16 +650,19 @@ class TestResume:
         # creates are in flight, and some are stored after their sender died.
         slow = Faults(rate=1.0, kinds=("delay:0.04",), scope="creates", seed=3)
         kills = 0
+        # A short timeout keeps short the wait a re-run makes before looking up
+        # the records a killed run left in flight.
+        fast = ("--concurrency", "6", "-q", "--timeout", "1")
         with running(faults=slow) as emulator:
             for _ in range(8):
-                job = _start(emulator, source, tmp_path, "--concurrency", "6", "-q")
+                job = _start(emulator, source, tmp_path, *fast)
                 time.sleep(rng.uniform(0.4, 2.0))
                 if job.poll() is None:
                     job.kill()
                     kills += 1
                 job.communicate(timeout=10)
             for _ in range(3):
-                final = _start(emulator, source, tmp_path, "--concurrency", "6", "-q")
+                final = _start(emulator, source, tmp_path, *fast)
                 _, err = final.communicate(timeout=45)
                 if final.returncode == 0:
                     break
@@ -698,7 +701,7 @@ class TestResume:
             _, err = job.communicate(timeout=20)
             first = results(output)
 
-            again = create(emulator, str(source), cwd=tmp_path)
+            again = create(emulator, str(source), "--timeout", "1", cwd=tmp_path)
             stored = stored_names(emulator)
 
         assert job.returncode == status, err
@@ -882,9 +885,13 @@ class TestOtherCommands:
         assert "Id  BusinessId  Name" in story
         assert "were refused, on purpose" in story
         assert "progress:" in done.stderr
-        written = story.rsplit("The results and the journal are in ", 1)[1]
-        folder = Path(written.splitlines()[0].strip())
-        rows_out = results(folder / "import-files.results.jsonl")
+        written = story.rsplit("The results are in ", 1)[1].splitlines()[0]
+        journal = story.rsplit("The journal is ", 1)[1].splitlines()[0]
+        folder = Path(written).parent
+        assert Path(journal).parent == folder
+        assert Path(journal).is_file()
+        assert f"journal: {journal}" in story
+        rows_out = results(Path(written))
         shutil.rmtree(folder)
         assert len(rows_out) == 300
         assert Counter(r["outcome"] for r in rows_out)["created"] > 250

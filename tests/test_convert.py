@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
+from types import MappingProxyType
 from typing import Any
 
 import cattrs
 import pytest
 
 from nexudus_async._convert import (
+    _wire_error as _converter_error,
+)
+from nexudus_async._convert import (
+    _write_result_by_hand,
     converter,
     format_datetime,
     from_wire,
@@ -737,6 +744,14 @@ class TestTokenFromWire:
             token_from_wire(data, received_at=self.RECEIVED)
         assert caught.value.path == path
 
+    @pytest.mark.parametrize("lifetime", [-1, 10**12, 10**20])
+    def test_unusable_lifetime(self, lifetime: int) -> None:
+        """A negative lifetime, or one past any date, is a WireFormatError on it."""
+        data = {"access_token": "a", "token_type": "bearer", "expires_in": lifetime}
+        with pytest.raises(WireFormatError) as caught:
+            token_from_wire(data, received_at=self.RECEIVED)
+        assert (caught.value.path, caught.value.value) == ("expires_in", lifetime)
+
     def test_token_error_hides_nothing_secret(self) -> None:
         """A refusal over a bad lifetime does not quote the access token."""
         with pytest.raises(WireFormatError) as caught:
@@ -756,3 +771,193 @@ class TestConverterIsolation:
         assert cattrs.global_converter.structure("5", int) == 5
         with pytest.raises(WireFormatError):
             from_wire(int, "5")
+
+
+class _Text(str):
+    """A str subclass, which no JSON decoder produces."""
+
+    __slots__ = ()
+
+
+def _by_converter(data: Any) -> WriteResult:
+    """The write result as the converter alone builds it."""
+    result: WriteResult = converter.structure(data, WriteResult)
+    return result
+
+
+def _converter_outcome(data: Any) -> WriteResult | WireFormatError:
+    """The converter's write result, or the error it makes of its failure."""
+    try:
+        return _by_converter(data)
+    except cattrs.BaseValidationError as exc:
+        return _converter_error(exc, data)
+
+
+def _assert_identical(built: WriteResult, expected: WriteResult) -> None:
+    # Equal datetimes may differ in offset and equal numbers in type; the reprs
+    # tell both apart.
+    assert built == expected
+    assert repr(built) == repr(expected)
+    assert type(built.value) is type(expected.value)
+
+
+class TestWriteResultByHand:
+    @pytest.mark.parametrize("body", [VENDOR_200, VENDOR_400])
+    def test_vendor_examples_match_the_converter(self, body: bytes) -> None:
+        """Both documented envelopes are built by hand, identical to the converter's."""
+        built = _write_result_by_hand(loads(body))
+        assert built is not None
+        _assert_identical(built, _by_converter(loads(body)))
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            {"WasSuccessful": True},
+            {"WasSuccessful": False},
+            dict(loads(VENDOR_200), Added="field", Nested={"Deep": [1]}),
+            {"WasSuccessful": True, "Value": None, "Errors": None, "Status": None},
+            {"WasSuccessful": True, "Value": {"Id": 2**70, "Extra": [1, None]}},
+            {"WasSuccessful": True, "Value": {}},
+            {"WasSuccessful": True, "Errors": []},
+            {
+                "WasSuccessful": False,
+                "Errors": [
+                    {},
+                    {"PropertyName": "Name", "Message": None},
+                    {"Message": "bad", "AttemptedValue": {"k": [1.5, True]}},
+                    {"PropertyName": None, "AttemptedValue": 0, "Other": 1},
+                ],
+            },
+            {"WasSuccessful": True, "UpdatedOn": None},
+            {"WasSuccessful": True, "UpdatedOn": "2025-01-15T12:30:00+02:00"},
+            {"WasSuccessful": True, "UpdatedOn": "2025-01-15T05:00:00-0530"},
+            {"WasSuccessful": True, "UpdatedOn": "2025-01-15T10:30:00"},
+            {"WasSuccessful": True, "UpdatedOn": "2025-01-15 10:30"},
+            {"WasSuccessful": True, "UpdatedOn": "2025-01-15T10:30:00.1234567Z"},
+            {"WasSuccessful": True, "UpdatedOn": "2025-01-15t10:30:00,5z"},
+            {
+                "WasSuccessful": True,
+                "Status": 201,
+                "Message": "",
+                "OpenInDialog": True,
+                "OpenInWindow": None,
+                "RedirectURL": "/download/1",
+                "JavaScript": "go()",
+                "UpdatedBy": "",
+            },
+        ],
+    )
+    def test_odd_envelopes_match_the_converter(self, data: dict[str, Any]) -> None:
+        """Extra keys, missing optionals, nulls, errors and zones give the same model."""
+        built = _write_result_by_hand(data)
+        assert built is not None
+        _assert_identical(built, _by_converter(data))
+
+    def test_value_is_a_copy(self) -> None:
+        """The model's Value is its own dict, as the converter makes it."""
+        data = {"WasSuccessful": True, "Value": {"Id": 1}}
+        built = _write_result_by_hand(data)
+        assert built is not None
+        assert built.value == data["Value"]
+        assert built.value is not data["Value"]
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            MappingProxyType({"WasSuccessful": True}),
+            {"WasSuccessful": True, "Value": MappingProxyType({"Id": 1})},
+            {"WasSuccessful": True, "Message": _Text("m")},
+            {"WasSuccessful": False, "Errors": ({"Message": "bad"},)},
+            {"WasSuccessful": False, "Errors": [MappingProxyType({"Message": "m"})]},
+        ],
+    )
+    def test_unusual_but_valid_input_goes_to_the_converter(self, data: Any) -> None:
+        """Input the hand path does not expect still parses, through the converter."""
+        assert _write_result_by_hand(data) is None
+        _assert_identical(from_wire(WriteResult, data), _by_converter(data))
+
+    @pytest.mark.parametrize(
+        ("data", "path", "value"),
+        [
+            ({"Status": 200}, "WasSuccessful", None),
+            ({"WasSuccessful": None}, "WasSuccessful", None),
+            ({"WasSuccessful": 1}, "WasSuccessful", 1),
+            ({"WasSuccessful": True, "Status": 200.0}, "Status", 200.0),
+            ({"WasSuccessful": True, "Status": True}, "Status", True),
+            ({"WasSuccessful": True, "Message": 5}, "Message", 5),
+            ({"WasSuccessful": True, "Value": [1]}, "Value", [1]),
+            ({"WasSuccessful": True, "OpenInDialog": "false"}, "OpenInDialog", "false"),
+            ({"WasSuccessful": True, "UpdatedOn": 1736937000}, "UpdatedOn", 1736937000),
+            (
+                {"WasSuccessful": True, "UpdatedOn": "2025-02-30T10:30:00Z"},
+                "UpdatedOn",
+                "2025-02-30T10:30:00Z",
+            ),
+            (
+                {"WasSuccessful": True, "UpdatedOn": "2025-01-15T10:30:00+25:00"},
+                "UpdatedOn",
+                "2025-01-15T10:30:00+25:00",
+            ),
+            ({"WasSuccessful": True, "Errors": "Name"}, "Errors", "Name"),
+            ({"WasSuccessful": True, "Errors": {"Name": "x"}}, "Errors", {"Name": "x"}),
+            ({"WasSuccessful": False, "Errors": [{}, 7]}, "Errors[1]", 7),
+            (
+                {"WasSuccessful": False, "Errors": [{"PropertyName": 3}]},
+                "Errors[0].PropertyName",
+                3,
+            ),
+        ],
+    )
+    def test_malformed_envelope_fails_through_the_converter(
+        self, data: Any, path: str, value: Any
+    ) -> None:
+        """A bad envelope is left to the converter, whose error names the place."""
+        assert _write_result_by_hand(data) is None
+        error = _wire_error(WriteResult, data)
+        assert (error.path, error.value) == (path, value)
+        assert isinstance(error.__cause__, cattrs.BaseValidationError)
+
+    def test_mixtures_agree_with_the_converter(self) -> None:
+        """On random mixtures of good and bad fields both paths agree on every one."""
+        choices: Mapping[str, list[Any]] = {
+            "WasSuccessful": [True, False, None, 1, "true"],
+            "Status": [200, None, 200.0, False, "200"],
+            "Message": ["ok", "", None, 5, ["m"]],
+            "Value": [{"Id": 1}, {}, None, [], "x", 0],
+            "OpenInDialog": [False, True, None, 0],
+            "RedirectURL": ["/x", None, 1],
+            "UpdatedOn": [
+                "2025-01-15T10:30:00Z",
+                "2025-01-15T10:30:00.1234567+01:00",
+                "2025-01-15T10:30",
+                None,
+                "yesterday",
+                "2025-13-01T00:00:00Z",
+                20250115,
+            ],
+            "Errors": [
+                None,
+                [],
+                [{"PropertyName": "Name"}],
+                [{"Message": 1}],
+                [3],
+                "e",
+            ],
+        }
+        missing = object()
+        pick = random.Random(7).choice
+        for _ in range(600):
+            data = {
+                key: value
+                for key, values in choices.items()
+                if (value := pick([*values, missing])) is not missing
+            }
+            expected = _converter_outcome(data)
+            if isinstance(expected, WireFormatError):
+                assert _write_result_by_hand(data) is None, data
+                assert str(_wire_error(WriteResult, data)) == str(expected)
+                continue
+            built = _write_result_by_hand(data)
+            assert built is not None, data
+            _assert_identical(built, expected)
+            _assert_identical(from_wire(WriteResult, data), expected)

@@ -1,28 +1,66 @@
-"""The create job's defaults and limits, checked in-process (the job itself runs in
-tests/test_cli.py, as a real command)."""
+"""The create job's defaults, limits and summary, checked in-process (the job as a
+real command runs in tests/test_cli.py)."""
 
 from __future__ import annotations
 
+import csv
 import io
-from datetime import datetime, timezone
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import attrs
 import pytest
 
+from nexudus_async._auth import PasswordAuth
 from nexudus_async._create_command import (
     EXIT_INCOMPLETE,
     EXIT_OK,
+    EXIT_USAGE,
+    CommandError,
     CreateOptions,
     JobResult,
     default_journal,
     default_output,
     documented_limits,
     dry_run,
+    run_create,
     summary_lines,
 )
-from nexudus_async._create_run import pacing_eta
+from nexudus_async._create_run import JobRun, pacing_eta
 from nexudus_async._demo import scaled_limits
+from nexudus_async._errors import ThrottledError
+from nexudus_async._io import open_records, open_results
+from nexudus_async._json import loads
 from nexudus_async._limiter import RateLimits
+from nexudus_async._models import ImportFileCreate, WriteResult
+from nexudus_async._progress_display import QuietDisplay
+from nexudus_async.emulator import Emulator, EmulatorConfig, Limits
+
+EMAIL = "admin@example.com"
+PASSWORD = "password"
+
+
+@pytest.fixture
+def local_zone() -> Iterator[Callable[[str], None]]:
+    """Set the process's local time zone for one test, then restore it."""
+    before = os.environ.get("TZ")
+
+    def set_zone(name: str) -> None:
+        os.environ["TZ"] = name
+        time.tzset()
+
+    yield set_zone
+    if before is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
 
 
 class TestWhereFilesGo:
@@ -39,19 +77,150 @@ class TestWhereFilesGo:
         assert default_output(given) == output
 
     @pytest.mark.parametrize(
-        ("output", "given", "journal"),
+        ("given", "journal"),
         [
-            ("leads.results.jsonl", "leads.csv", "leads.results.journal.sqlite"),
-            ("out/run.csv", "leads.csv", "out/run.journal.sqlite"),
-            ("-", "data/leads.csv", "data/leads.journal.sqlite"),
-            ("-", "-", "nexudus-async-stdin.journal.sqlite"),
+            ("leads.csv", "leads.journal.sqlite"),
+            ("data/2024/leads.jsonl", "data/2024/leads.journal.sqlite"),
+            ("-", "nexudus-async-stdin.journal.sqlite"),
         ],
     )
-    def test_the_journal_goes_beside_the_results(
-        self, output: str, given: str, journal: str
+    def test_the_journal_goes_beside_the_input(self, given: str, journal: str) -> None:
+        """The journal is named after the input, whatever the results file."""
+        assert default_journal(given) == journal
+
+
+def _options(tmp_path: Path, **changes: Any) -> CreateOptions:
+    return CreateOptions(
+        input=str(tmp_path / "in.csv"),
+        rate_limits=None,
+        progress_interval=60.0,
+        **changes,
+    )
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir())
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+async def _create(options: CreateOptions, base_url: str = "http://127.0.0.1:9") -> Any:
+    display = QuietDisplay(io.StringIO())
+    options = attrs.evolve(options, base_url=base_url)
+
+    return await run_create(options, PasswordAuth(EMAIL, PASSWORD), display)
+
+
+class TestFilesThatWouldCollide:
+    @pytest.mark.parametrize(
+        ("changes", "message"),
+        [
+            ({"output": "in.csv"}, "the results file would be the input"),
+            ({"journal": "in.csv"}, "the journal would be the input"),
+            (
+                {"output": "out.csv", "journal": "out.csv"},
+                "the journal would be the results file",
+            ),
+            ({"output": "./sub/../in.csv"}, "the results file would be the input"),
+        ],
+        ids=["output-is-input", "journal-is-input", "journal-is-output", "by-path"],
+    )
+    async def test_a_collision_is_refused_before_anything_is_written(
+        self,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        changes: dict[str, str],
+        message: str,
     ) -> None:
-        """Beside the results; beside the input when results go to stdout."""
-        assert default_journal(output, given) == journal
+        """Same file twice: exit 2, the input intact, no other file created."""
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "sub").mkdir()
+        text = "BusinessId,Name\n1,A\n"
+        (tmp_path / "in.csv").write_text(text, encoding="utf-8")
+
+        with pytest.raises(CommandError, match=message) as raised:
+            await _create(_options(tmp_path, **changes))
+
+        assert raised.value.exit_code == EXIT_USAGE
+        assert (tmp_path / "in.csv").read_text(encoding="utf-8") == text
+        assert _names(tmp_path) == ["in.csv", "sub"]
+
+    async def test_a_link_to_the_input_is_the_input(self, tmp_path: Path) -> None:
+        """A results path that is a symbolic link to the input is refused too."""
+        text = "BusinessId,Name\n1,A\n"
+        (tmp_path / "in.csv").write_text(text, encoding="utf-8")
+        (tmp_path / "link.csv").symlink_to(tmp_path / "in.csv")
+
+        with pytest.raises(CommandError, match="would be the input"):
+            await _create(_options(tmp_path, output=str(tmp_path / "link.csv")))
+
+        assert (tmp_path / "in.csv").read_text(encoding="utf-8") == text
+
+
+class TestResuming:
+    async def test_a_rerun_with_another_output_skips_what_is_done(
+        self, tmp_path: Path
+    ) -> None:
+        """The default journal follows the input, so a new -o resumes, not repeats."""
+        (tmp_path / "in.csv").write_text(
+            "BusinessId,Name\n1,A\n2,B\n3,C\n", encoding="utf-8"
+        )
+        config = EmulatorConfig(limits=Limits.off())
+        async with Emulator(config) as emulator:
+            first = await _create(
+                _options(tmp_path, output=str(tmp_path / "first.jsonl")),
+                emulator.base_url,
+            )
+            second = await _create(
+                _options(tmp_path, output=str(tmp_path / "second.csv")),
+                emulator.base_url,
+            )
+            stored = len(emulator.records)
+
+        assert first.exit_code == second.exit_code == EXIT_OK
+        assert first.journal == second.journal == str(tmp_path / "in.journal.sqlite")
+        assert stored == 3
+        assert second.counts["skipped"] == 3
+        rows = _csv_rows(tmp_path / "second.csv")
+        assert [row["outcome"] for row in rows] == ["skipped"] * 3
+        assert [row["errors"] for row in rows] == ["[]"] * 3
+
+
+class TestCannotStart:
+    async def test_a_server_that_refuses_connections_is_a_setup_error(
+        self, tmp_path: Path
+    ) -> None:
+        """Nothing listening: one error naming the URL, exit 2, no results, no wait."""
+        (tmp_path / "in.csv").write_text("BusinessId,Name\n1,A\n", encoding="utf-8")
+        with socket.socket() as unused:
+            unused.bind(("127.0.0.1", 0))
+            port = unused.getsockname()[1]
+        base_url = f"http://127.0.0.1:{port}"
+        started = time.monotonic()
+
+        with pytest.raises(CommandError) as raised:
+            await _create(_options(tmp_path), base_url)
+
+        assert time.monotonic() - started < 3
+        assert raised.value.exit_code == EXIT_USAGE
+        assert str(raised.value) == (
+            f"cannot reach the API at {base_url}: Connection refused"
+        )
+        assert not (tmp_path / "in.results.jsonl").exists()
+
+    async def test_plain_http_to_a_remote_host_names_the_flag(
+        self, tmp_path: Path
+    ) -> None:
+        """The refusal tells the user about --allow-http, and nothing is created."""
+        (tmp_path / "in.csv").write_text("BusinessId,Name\n1,A\n", encoding="utf-8")
+
+        with pytest.raises(CommandError, match="unless --allow-http is given"):
+            await _create(_options(tmp_path), "http://nexudus.example.com")
+
+        assert _names(tmp_path) == ["in.csv"]
 
 
 class TestLimits:
@@ -124,28 +293,119 @@ class TestDryRun:
 
 
 class TestSummary:
-    def test_a_quota_stop_says_what_remains_and_when(self) -> None:
-        """The quota line counts not-attempted records and gives a local time."""
+    @staticmethod
+    def _quota_line(not_attempted: int) -> str:
         counts = dict.fromkeys(
             ("created", "rejected", "failed", "unknown", "skipped", "not_attempted"), 0
         )
-        counts.update(created=5000, not_attempted=1234)
+        counts.update(created=5000, not_attempted=not_attempted)
         result = JobResult(
             counts=counts,
             elapsed=86000.0,
             exit_code=EXIT_INCOMPLETE,
             output="out.jsonl",
-            journal="out.journal.sqlite",
+            journal="in.journal.sqlite",
             stop_reason="the write quota is spent",
             resume_at=datetime(2030, 5, 6, 7, 8, tzinfo=timezone.utc),
+        )
+        lines = summary_lines(result)
+        assert "results: out.jsonl" in lines
+        assert "journal: in.journal.sqlite" in lines
+
+        return next(line for line in lines if line.startswith("daily write quota"))
+
+    def test_a_quota_stop_says_what_remains_and_when(
+        self, local_zone: Callable[[str], None]
+    ) -> None:
+        """Away from UTC, the quota line gives the local time and the UTC one."""
+        local_zone("CET-1CEST,M3.5.0,M10.5.0/3")  # a rule: no zone database needed
+
+        quota = self._quota_line(1234)
+
+        assert quota == (
+            "daily write quota reached: 1234 records remain; resume after"
+            " 2030-05-06 09:08 CEST (07:08 UTC) by running the same command again"
+        )
+
+    def test_in_utc_the_resume_time_is_given_once(
+        self, local_zone: Callable[[str], None]
+    ) -> None:
+        """When local time is UTC the time is not repeated; one record is singular."""
+        local_zone("UTC")
+
+        quota = self._quota_line(1)
+
+        assert quota == (
+            "daily write quota reached: 1 record remains; resume after"
+            " 2030-05-06 07:08 UTC by running the same command again"
+        )
+
+    def test_one_record_is_singular_in_the_dry_run(self, tmp_path: Path) -> None:
+        """A file of one record is counted as "1 record"."""
+        source = tmp_path / "in.csv"
+        source.write_text("BusinessId,Name\n1,A\n", encoding="utf-8")
+        out = io.StringIO()
+
+        dry_run(CreateOptions(input=str(source)), out)
+
+        assert out.getvalue().startswith("dry run: 1 record, 1 valid,")
+
+    async def test_a_server_asking_to_wait_hours_gets_the_quota_line(
+        self, tmp_path: Path
+    ) -> None:
+        """A 409 with a Retry-After of 2 hours ends the run with when to resume."""
+
+        class SpentAccount:
+            """Answers every create as the API does once the day's writes are spent."""
+
+            async def create(self, record: ImportFileCreate) -> WriteResult:
+                raise ThrottledError(
+                    method="POST",
+                    path="/api/crm/crmopportunityimportfiles",
+                    status=409,
+                    retry_after=7200,
+                )
+
+            async def list(self, **query: Any) -> Any:
+                raise AssertionError("nothing is looked up")
+
+        source = tmp_path / "in.csv"
+        source.write_text("BusinessId,Name\n1,A\n1,B\n1,C\n", encoding="utf-8")
+        output = tmp_path / "in.results.jsonl"
+        client: Any = SimpleNamespace(import_files=SpentAccount())
+        with open_records(source) as reader, open_results(output) as writer:
+            run = JobRun(
+                writer, None, QuietDisplay(io.StringIO()), limits=None, total=3
+            )
+            await run.run(
+                client,
+                reader,
+                concurrency=1,
+                stop_after=None,
+                skip_existing=False,
+                progress_interval=60.0,
+            )
+        assert run.job is not None
+        # Built as run_create builds it from the finished job.
+        result = JobResult(
+            counts=dict(run.counts),
+            elapsed=run.job.elapsed,
+            exit_code=run.exit_code,
+            output=str(output),
+            journal=None,
+            stop_reason=run.job.stop_reason,
+            resume_at=run.job.resume_at,
         )
 
         lines = summary_lines(result)
 
+        assert result.exit_code == EXIT_INCOMPLETE
+        assert result.resume_at is not None
+        expected = datetime.now(timezone.utc) + timedelta(hours=2)
+        assert abs(result.resume_at - expected) < timedelta(seconds=5)
         quota = next(line for line in lines if line.startswith("daily write quota"))
-        assert quota.startswith(
-            "daily write quota reached: 1234 records remain; resume after 2030-05-0"
-        )
-        assert "(07:08 UTC)" in quota
-        assert "results: out.jsonl" in lines
-        assert "journal: out.journal.sqlite" in lines
+        assert "3 records remain" in quota
+        assert f"{result.resume_at:%H:%M} UTC" in quota
+        rows = [loads(line) for line in output.read_text().splitlines()]
+        assert [row["outcome"] for row in rows] == ["not_attempted"] * 3
+        assert all("asked to wait 7200 seconds" in row["message"] for row in rows)

@@ -15,6 +15,7 @@ from nexudus_async._errors import (
     ClientStateError,
     ConflictError,
     ConnectError,
+    FieldProblem,
     HostNotFoundError,
     NexudusError,
     NotFoundError,
@@ -28,6 +29,7 @@ from nexudus_async._errors import (
     TransportError,
     UnsuccessfulError,
     ValidationError,
+    WireFormatError,
     error_for_status,
 )
 from nexudus_async._models import FieldError, WriteResult
@@ -138,6 +140,26 @@ class TestAttributes:
         assert isinstance(error, QuotaExhaustedError)
         assert error.resume_at == RESUME
         assert "2025-01-16T00:00:00+00:00" in str(error)
+
+
+class TestValuesShown:
+    def test_integer_too_long_to_print(self) -> None:
+        """An int repr() refuses still leaves a readable error, value kept as given."""
+        huge = 10**5000
+        problem = FieldProblem("BusinessId", "must be at most 9", [huge])
+        assert (
+            str(problem)
+            == "BusinessId: must be at most 9 (got <list too long to show>)"
+        )
+        wire = WireFormatError("too many digits", path="Id", value=huge)
+        assert str(wire) == "Id: too many digits (got <int too long to show>)"
+        assert wire.value == huge
+
+    def test_long_values_are_cut(self) -> None:
+        """A problem shows at most 80 characters of its value, a wire error 200."""
+        assert str(FieldProblem("Name", "bad", "x" * 500)).endswith("x" * 79 + ")")
+        wire = str(WireFormatError("bad", path="$", value="y" * 500))
+        assert wire == "$: bad (got '" + "y" * 199 + ")"
 
 
 class TestPickle:

@@ -6,6 +6,7 @@ import codecs
 import csv
 import io
 import os
+import sqlite3
 import sys
 import threading
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from nexudus_async import _io
 from nexudus_async._errors import FieldProblem, InputFileError
 from nexudus_async._io import (
     ROW,
+    RecordKeys,
     ResultRow,
     SourceRecord,
     open_records,
@@ -191,7 +193,7 @@ class TestCsvHeaderErrors:
         text = str(error)
         assert "unknown column 'Title'" in text
         assert "repeated column 'Imported' and 'imported'" in text
-        assert "missing required column BusinessId, Name" in text
+        assert "missing required columns BusinessId, Name" in text
 
     def test_header_error_comes_before_any_record(self, tmp_path: Path) -> None:
         """A bad header raises when the file is opened, before any record is read."""
@@ -417,6 +419,20 @@ class TestJsonl:
         record = _read(path)[0]
         assert [p.field for p in record.problems] == ["BusinessId", "Name"]
 
+    def test_lone_surrogate_escape_is_a_record_problem(self, tmp_path: Path) -> None:
+        """A lone surrogate escape in Name rejects that record, not the whole file."""
+        path = _file(
+            tmp_path,
+            '{"BusinessId": 1, "Name": "bad\\ud800"}\n{"BusinessId": 2, "Name": "B"}\n',
+            "in.jsonl",
+        )
+        first, second = _read(path)
+        assert first.payload is None
+        assert [(p.field, p.value) for p in first.problems] == [("Name", "bad\ud800")]
+        assert "lone surrogate" in first.problems[0].message
+        assert first.key == _read(path)[0].key
+        assert second.payload == ImportFileCreate(2, "B")
+
     def test_empty_jsonl(self, tmp_path: Path) -> None:
         """A JSONL file with nothing but blank lines is an error."""
         with pytest.raises(InputFileError, match="empty"):
@@ -435,7 +451,7 @@ class TestFormat:
     def test_unknown_extension(self, tmp_path: Path) -> None:
         """A file whose extension says nothing needs the format given."""
         path = _file(tmp_path, '{"BusinessId": 1, "Name": "A"}\n', "in.json")
-        with pytest.raises(InputFileError, match="give the format"):
+        with pytest.raises(InputFileError, match=r"give the format \(--format"):
             open_records(path)
         assert _read(path, format="jsonl")[0].payload == ImportFileCreate(1, "A")
 
@@ -532,6 +548,55 @@ class TestKeys:
         path = _file(tmp_path, "BusinessId,Name,Imported\n1,A,yes\n1,A,no\n")
         first, second = _read(path)
         assert first.key.split("-")[0] != second.key.split("-")[0]
+
+
+class TestRecordKeys:
+    def test_repeated_content_is_numbered(self) -> None:
+        """Identical records share a digest and count up; other content starts at 1."""
+        with RecordKeys() as keys:
+            first = keys.key_for({"BusinessId": 1, "Name": "A"})
+            second = keys.key_for({"Name": "A", "BusinessId": 1, "Imported": ""})
+            other = keys.key_for({"BusinessId": 2, "Name": "A"})
+
+        digest, count = first.split("-")
+        assert count == "1"
+        assert second == f"{digest}-2"
+        assert other.endswith("-1")
+        assert not other.startswith(digest)
+
+    def test_the_database_opens_with_the_first_key(self) -> None:
+        """Made and closed without a key, the keys never open a database."""
+        keys = RecordKeys()
+        assert keys._db is None
+        keys.key_for({"Name": "A"})
+        assert keys._db is not None
+
+        keys.close()
+        assert keys._db is None
+        keys.close()
+
+    def test_closed_keys_refuse_to_count(self) -> None:
+        """After close, asking for a key is an error, not a silent fresh count."""
+        with RecordKeys() as keys:
+            keys.key_for({"Name": "A"})
+
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            keys.key_for({"Name": "A"})
+
+    def test_content_without_a_json_form_is_a_type_error(self) -> None:
+        """A value JSON cannot carry raises TypeError, before any count changes."""
+        with RecordKeys() as keys, pytest.raises(TypeError):
+            keys.key_for({"Name": object()})
+
+    def test_the_reader_closes_its_keys(self, tmp_path: Path) -> None:
+        """A reader closes its keys with the file, read to the end or not."""
+        path = _file(tmp_path, "BusinessId,Name\n1,A\n2,B\n")
+        with open_records(path) as records:
+            next(records)
+            keys = records._keys
+            assert keys._db is not None
+
+        assert keys._db is None
 
 
 class TestStreaming:
@@ -643,6 +708,16 @@ class TestResultsJsonl:
             },
         ]
 
+    def test_lone_surrogate_is_written_escaped(self, tmp_path: Path) -> None:
+        """An attempted value with a lone surrogate is written as its JSON escape."""
+        path = tmp_path / "out.jsonl"
+        problems = (FieldProblem("Name", "contains invalid Unicode", "bad\ud800"),)
+        with open_results(path) as results:
+            results.write(ResultRow(2, 0, "rejected", errors=problem_errors(problems)))
+        text = path.read_text(encoding="utf-8")
+        assert '"AttemptedValue":"bad\\ud800"' in text
+        assert loads(text)["errors"][0]["AttemptedValue"] == "bad\ud800"
+
     def test_each_row_is_on_disk_at_once(self, tmp_path: Path) -> None:
         """A written row can be read from the file before the writer is closed."""
         path = tmp_path / "out.jsonl"
@@ -691,7 +766,7 @@ class TestResultsJsonl:
 
 class TestResultsCsv:
     def test_rows_with_exact_big_id(self, tmp_path: Path) -> None:
-        """CSV results have a header, exact ids and errors as a JSON cell."""
+        """CSV results have a header, exact ids and errors as a JSON cell, [] if none."""
         path = tmp_path / "out.csv"
         problems = (FieldProblem("BusinessId", "must be a positive integer", "a,b"),)
         with open_results(path) as results:
@@ -709,7 +784,7 @@ class TestResultsCsv:
         with path.open(newline="") as file:
             rows = list(csv.reader(file))
         assert rows[0] == ["line", "outcome", "id", "errors", "message"]
-        assert rows[1] == ["2", "created", str(BIG_ID), "", ""]
+        assert rows[1] == ["2", "created", str(BIG_ID), "[]", ""]
         assert rows[2][:3] == ["3", "rejected", ""]
         assert loads(rows[2][3]) == [
             {
@@ -719,7 +794,7 @@ class TestResultsCsv:
             }
         ]
         assert rows[2][4] == 'said "no", twice\nreally'
-        assert rows[3] == ["", "not_attempted", "", "", ""]
+        assert rows[3] == ["", "not_attempted", "", "[]", ""]
 
     def test_append_writes_no_second_header(self, tmp_path: Path) -> None:
         """Appending to a CSV results file does not repeat the header."""

@@ -178,6 +178,32 @@ class TestDurability:
             assert journal.counts()["created"] == 1
 
 
+class TestOwnerOf:
+    def test_the_key_that_holds_an_id(self, journal: Journal) -> None:
+        """owner_of names the record journaled with an Id, exactly, and None else."""
+        journal.mark_sending("a", 1, "Twin")
+        journal.mark_done("a", "created", id=BIG_ID)
+        journal.mark_sending("b", 1, "Twin")
+
+        assert journal.owner_of(BIG_ID) == "a"
+        assert journal.owner_of(BIG_ID - 1) is None
+        assert journal.owner_of(1) is None
+
+    def test_the_index_is_used(self, journal: Journal) -> None:
+        """The lookup by Id uses an index, so it stays fast on a large journal."""
+        journal.close()
+        db = sqlite3.connect(journal.path)
+        try:
+            plan = db.execute(
+                "EXPLAIN QUERY PLAN SELECT key FROM records WHERE id = ? LIMIT 1",
+                ("1",),
+            ).fetchall()
+        finally:
+            db.close()
+
+        assert "records_by_id" in " ".join(str(row) for row in plan)
+
+
 class TestPending:
     def test_only_in_flight_states(self, journal: Journal) -> None:
         """Pending lists sending and unknown entries, in key order, nothing else."""

@@ -67,6 +67,24 @@ class TestFindStored:
 
         assert await find_stored(listing, WANTED, strict=False) == 9
 
+    async def test_ids_owned_by_other_records_are_passed_over(self) -> None:
+        """A match another record owns is not this one's; the newest unowned wins."""
+        listing = Listing([ImportFile(n, 1, "Budget") for n in (3, 7, 9)])
+
+        assert (
+            await find_stored(listing, WANTED, strict=True, owned={9}.__contains__) == 7
+        )
+
+    async def test_only_owned_matches_means_absent(self) -> None:
+        """When every exact match is owned by another record, none is found."""
+        listing = Listing([ImportFile(3, 1, "Budget"), ImportFile(7, 1, "Budget")])
+
+        found = await find_stored(
+            listing, WANTED, strict=True, owned={3, 7}.__contains__
+        )
+
+        assert found is None
+
     async def test_a_near_match_is_ambiguous_when_strict(self) -> None:
         """Only a case or spacing variant found: strict refuses to call it absent."""
         listing = Listing([ImportFile(4, 1, " budget ")])

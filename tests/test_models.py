@@ -85,6 +85,55 @@ class TestShape:
         assert SortDirection.DESCENDING.value == -1
 
 
+class TestPayloadTypes:
+    @pytest.mark.parametrize(
+        ("changes", "field"),
+        [
+            ({"business_id": "1e3"}, "business_id"),
+            ({"business_id": True}, "business_id"),
+            ({"business_id": 1.0}, "business_id"),
+            ({"name": 5}, "name"),
+            ({"name": None}, "name"),
+            ({"new_file_data_url": b"http://x"}, "new_file_data_url"),
+            ({"clear_file_data_file": 1}, "clear_file_data_file"),
+            ({"imported": "yes"}, "imported"),
+        ],
+    )
+    def test_create_wrong_type_names_field(
+        self, changes: dict[str, Any], field: str
+    ) -> None:
+        """Building a create payload with a wrong type raises TypeError naming it."""
+        values: dict[str, Any] = {"business_id": 1, "name": "a"}
+        values.update(changes)
+        with pytest.raises(TypeError, match=f"^{field} must be "):
+            ImportFileCreate(**values)
+
+    @pytest.mark.parametrize("field", ["id", "business_id"])
+    def test_update_ids_must_be_ints(self, field: str) -> None:
+        """An update payload refuses a text or boolean id, naming the field."""
+        values: dict[str, Any] = {"id": 7, "business_id": 1, "name": "a"}
+        for bad in ("7", False):
+            with pytest.raises(TypeError, match=f"^{field} must be an int"):
+                ImportFileUpdate(**{**values, field: bad})
+
+    def test_update_checks_optionals(self) -> None:
+        """An update payload checks its optional fields as a create payload does."""
+        with pytest.raises(TypeError, match=r"^imported must be a bool or None"):
+            ImportFileUpdate(7, 1, "a", imported=0)  # type: ignore[arg-type]
+
+    def test_right_types_are_accepted(self) -> None:
+        """Every field of the right type, big ids included, builds the payload."""
+        payload = ImportFileUpdate(
+            2**70, 1, "a", "https://x.example/f.csv", False, True
+        )
+        assert (payload.id, payload.imported) == (2**70, True)
+
+    def test_evolve_is_checked_too(self) -> None:
+        """A changed copy is checked like a new payload."""
+        with pytest.raises(TypeError, match=r"^name must be a str"):
+            attrs.evolve(ImportFileCreate(1, "a"), name=3)  # type: ignore[arg-type]
+
+
 class TestWriteResultId:
     def test_id_comes_from_value(self) -> None:
         """The id property reads Value.Id."""
@@ -139,6 +188,27 @@ class TestToken:
         now = NOW - timedelta(minutes=5)
         assert token.expires_within(300, now=now)
         assert not token.expires_within(299, now=now)
+
+    def test_naive_expiry_is_refused(self) -> None:
+        """A token cannot be built with a naive expiry time."""
+        with pytest.raises(ValueError, match=r"^expires_at must be timezone-aware"):
+            _token(expires_at=datetime(2025, 1, 15, 10, 30))
+
+    def test_expiry_must_be_a_datetime(self) -> None:
+        """A token's expiry is a datetime, not a timestamp."""
+        with pytest.raises(TypeError, match=r"^expires_at must be a datetime"):
+            _token(expires_at=1736937000)
+
+    def test_other_time_zones_are_accepted(self) -> None:
+        """Any aware expiry is accepted, not only UTC."""
+        plus_two = datetime(2025, 1, 15, 12, 30, tzinfo=timezone(timedelta(hours=2)))
+        assert _token(expires_at=plus_two).is_expired(now=NOW)
+
+    def test_negative_lifetime_is_refused(self) -> None:
+        """expires_in may be 0 but not negative."""
+        assert _token(expires_in=0).expires_in == 0
+        with pytest.raises(ValueError, match=r"^expires_in must be 0 or more"):
+            _token(expires_in=-1)
 
     def test_default_now_is_the_clock(self) -> None:
         """Without an explicit now the current UTC time is used."""

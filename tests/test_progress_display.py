@@ -18,6 +18,7 @@ from nexudus_async._progress_display import (
     format_rate,
     format_summary,
     make_display,
+    plural,
 )
 
 
@@ -90,6 +91,13 @@ class TestFormats:
             "not_attempted",
         ]
         assert lines[1].split() == ["created", "8"]
+
+    def test_one_record_is_singular(self) -> None:
+        """A job of one record says "1 record", never "1 records"."""
+        lines = format_summary({"created": 1}, elapsed=0.5)
+
+        assert lines[0].startswith("summary: 1 record in 0.5s")
+        assert (plural(0, "record"), plural(2, "file")) == ("0 records", "2 files")
 
 
 class TestLineDisplay:

@@ -15,6 +15,7 @@ from nexudus_async import _json
 from nexudus_async._auth import BearerAuth, PasswordAuth
 from nexudus_async._client import NexudusClient
 from nexudus_async._errors import (
+    NexudusError,
     NotFoundError,
     OutcomeUnknownError,
     ServerError,
@@ -101,6 +102,19 @@ class TestCreate:
         async with open_client(fake_time) as client:
             with pytest.raises(TypeError, match="ImportFileCreate"):
                 await client.import_files.create({"BusinessId": 1})  # type: ignore[arg-type]
+
+    async def test_unencodable_name_is_wire_format_error(
+        self, fake_time: FakeTime, fake_api: FakeAPI
+    ) -> None:
+        """A lone surrogate in Name raises WireFormatError naming Name; nothing is sent."""
+        async with open_client(fake_time) as client:
+            with pytest.raises(WireFormatError) as caught:
+                await client.import_files.create(
+                    ImportFileCreate(business_id=1, name="a\ud800")
+                )
+        assert isinstance(caught.value, NexudusError)
+        assert (caught.value.path, caught.value.value) == ("Name", "a\ud800")
+        assert fake_api.requests == []
 
 
 class TestGet:
@@ -316,6 +330,19 @@ class TestWrites:
                     ImportFileCreate(business_id=1, name="x")
                 )  # type: ignore[arg-type]
 
+    async def test_unencodable_update_is_wire_format_error(
+        self, fake_time: FakeTime, fake_api: FakeAPI
+    ) -> None:
+        """update refuses a lone surrogate with WireFormatError before sending."""
+        async with open_client(fake_time) as client:
+            with pytest.raises(WireFormatError, match=r"^NewFileDataUrl: "):
+                await client.import_files.update(
+                    ImportFileUpdate(
+                        id=5, business_id=2, name="b", new_file_data_url="\udc00"
+                    )
+                )
+        assert fake_api.requests == []
+
     async def test_delete(self, fake_time: FakeTime, fake_api: FakeAPI) -> None:
         """delete sends DELETE to the record's path and returns the write result."""
         fake_api.on("DELETE", f"{ITEMS}/5", Reply(json=OK))
@@ -439,6 +466,16 @@ class TestAgainstEmulator:
                     ImportFileCreate(business_id=99, name="x.csv")
                 )
         assert [f.property_name for f in caught.value.field_errors] == ["BusinessId"]
+
+    async def test_lone_surrogate_is_refused_before_sending(self) -> None:
+        """A name with a lone surrogate raises a NexudusError and creates nothing."""
+        async with emulated() as (emulator, client):
+            with pytest.raises(NexudusError, match=r"^Name: .*UTF-8"):
+                await client.import_files.create(
+                    ImportFileCreate(business_id=1, name="a\ud800")
+                )
+        assert emulator.stats.creates == 0
+        assert emulator.records == {}
 
     async def test_reset_after_store_is_unknown_not_resent(self) -> None:
         """A create whose answer is lost after storing raises OutcomeUnknownError, sent once."""

@@ -74,10 +74,15 @@ class TestValidRecords:
         """Surrounding whitespace and non-ASCII text in Name are kept unchanged."""
         assert validate_create(_record(Name="  Café ☕ ")).name == "  Café ☕ "
 
-    def test_huge_business_id_is_exact(self) -> None:
-        """A business id of any size stays exact, from int or text."""
-        assert validate_create(_record(BusinessId=2**70)).business_id == 2**70
-        assert validate_create(_record(BusinessId=str(2**70))).business_id == 2**70
+    def test_largest_business_id_is_exact(self) -> None:
+        """The largest 64-bit business id stays exact, from int or text."""
+        assert validate_create(_record(BusinessId=2**63 - 1)).business_id == 2**63 - 1
+        text = str(2**63 - 1)
+        assert validate_create(_record(BusinessId=text)).business_id == 2**63 - 1
+
+    def test_many_leading_zeros_are_plain_digits(self) -> None:
+        """Any number of leading zeros is read without hitting int()'s digit limit."""
+        assert validate_create(_record(BusinessId="0" * 5000 + "7")).business_id == 7
 
     def test_leading_zeros_are_plain_digits(self) -> None:
         """Digits with leading zeros are still a plain positive integer."""
@@ -126,6 +131,17 @@ class TestBusinessId:
     def test_absent_is_required_error(self) -> None:
         """A record without BusinessId is reported as missing it."""
         assert "required" in _problems({"Name": "n"})["BusinessId"].message
+
+    @pytest.mark.parametrize(
+        "bad",
+        [2**63, str(2**63), "9" * 20, "9" * 5000, 10**5000],
+        ids=["int-2**63", "text-2**63", "20-digits", "5000-digits", "int-5001-digits"],
+    )
+    def test_beyond_64_bits_is_refused(self, bad: Any) -> None:
+        """An id too large for the API's 64-bit integers is a BusinessId problem."""
+        problem = _problems(_record(BusinessId=bad))["BusinessId"]
+        assert problem.message == "must be at most 9223372036854775807"
+        assert problem.value == bad
 
     def test_float_message_says_why(self) -> None:
         """A float id is explained as a decimal number."""
@@ -303,7 +319,7 @@ class TestValidateUpdate:
             id=9, business_id=12, name="Spring leads", imported=True
         )
 
-    @pytest.mark.parametrize("bad", [None, "", 0, "-1", 1.0, True, "1e3"])
+    @pytest.mark.parametrize("bad", [None, "", 0, "-1", 1.0, True, "1e3", 2**63])
     def test_bad_id_is_refused(self, bad: Any) -> None:
         """Id follows the positive-integer rule and is required."""
         with pytest.raises(RecordValidationError) as caught:

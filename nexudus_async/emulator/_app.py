@@ -25,10 +25,12 @@ from ._faults import Fault, FaultPlan
 from ._state import EmulatorState
 from ._throttle import retry_after_seconds
 
-__all__ = ["COLLECTION_PATH", "TOKEN_PATH", "build_app"]
+__all__ = ["COLLECTION_PATH", "MAX_BODY_BYTES", "TOKEN_PATH", "build_app"]
 
 TOKEN_PATH: Final = "/api/token"
 COLLECTION_PATH: Final = "/api/crm/crmopportunityimportfiles"
+#: Larger request bodies answer 413; aiohttp's default, stated so it can be reported.
+MAX_BODY_BYTES: Final = 1024 * 1024
 
 _FORM: Final = "application/x-www-form-urlencoded"
 _JSON_TYPES: Final = frozenset({"application/json", "text/json"})
@@ -292,9 +294,24 @@ class _Gate:
         )
 
 
+@web.middleware
+async def _too_large_as_envelope(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    """Answer a body over aiohttp's size limit with the envelope, not plain text."""
+    try:
+        return await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        return _responses.message_response(
+            413, f"The request body is larger than {MAX_BODY_BYTES} bytes."
+        )
+
+
 def build_app(state: EmulatorState) -> web.Application:
     """The emulator's application over ``state``."""
-    app = web.Application()
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES, middlewares=[_too_large_as_envelope]
+    )
     gate = _Gate(state)
     collection = gate.route({"GET": _Op.LIST, "POST": _Op.CREATE, "PUT": _Op.UPDATE})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any, Final, Literal
 
@@ -92,11 +93,14 @@ def _time_scale(
         raise ValueError(f"time_scale must be above zero, not {value!r}")
 
 
-def _positive(
+def _lifetime(
     instance: object, attribute: attrs.Attribute[float], value: float
 ) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be above zero, not {value!r}")
+    # Finite too: expires_in is sent as a whole number of seconds.
+    if not 0 < value < math.inf:
+        raise ValueError(
+            f"{attribute.name} must be a number of seconds above zero, not {value!r}"
+        )
 
 
 def _page_size(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -158,9 +162,9 @@ class EmulatorConfig:
     time_scale: float = attrs.field(default=1.0, validator=_time_scale)
     faults: Faults = attrs.field(factory=Faults)
     throttle_status: int = attrs.field(default=409, validator=_one_of((409, 429)))
-    token_lifetime: float = attrs.field(default=86400.0, validator=_positive)
+    token_lifetime: float = attrs.field(default=86400.0, validator=_lifetime)
     refresh_token_lifetime: float = attrs.field(
-        default=15 * 86400.0, validator=_positive
+        default=15 * 86400.0, validator=_lifetime
     )
     first_id: int = 1
     dir_encoding: Literal["rest", "sdk"] = attrs.field(

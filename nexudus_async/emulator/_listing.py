@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Final, Literal
@@ -48,6 +49,9 @@ _PAGING: Final = {
 }
 _KNOWN: Final = {**_PAGING, **_FILTERS, **_RANGES}
 _ORDER_FIELDS: Final = {field.casefold(): field for field in ENTITY_FIELDS}
+# Seconds' fraction in a range bound. .NET writes seven digits, and before 3.11
+# datetime.fromisoformat takes only three or six, so the fraction is made six.
+_FRACTION: Final = re.compile(r"(?<=:\d\d)\.(\d+)")
 
 
 class QueryError(Exception):
@@ -99,6 +103,7 @@ def _moment(text: str) -> float:
     cleaned = text.strip()
     if cleaned[-1:] in ("Z", "z"):
         cleaned = cleaned[:-1] + "+00:00"
+    cleaned = _FRACTION.sub(lambda match: "." + match[1][:6].ljust(6, "0"), cleaned)
     moment = datetime.fromisoformat(cleaned)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)

@@ -71,6 +71,18 @@ def _spec_list(text: str) -> tuple[str, ...]:
     return tuple(_fault_spec(spec) for spec in text.split(","))
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"expected a port from 0 to 65535, not {text!r}"
+        )
+    return port
+
+
 def _page_size(text: str) -> int | None:
     return None if text.lower() in ("none", "off") else int(text)
 
@@ -89,7 +101,7 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
     )
     serving.add_argument(
         "--port",
-        type=int,
+        type=_port,
         default=8080,
         help="port; 0 picks a free one (default: %(default)s)",
     )
@@ -244,7 +256,8 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
         "--dir-encoding",
         choices=("rest", "sdk"),
         default="rest",
-        help="rest: dir=1 ascending, -1 descending; sdk: 0 ascending, 1 descending",
+        help="rest: dir=1 ascending, -1 descending; sdk: 0 ascending, 1 descending"
+        " (default: %(default)s)",
     )
     switches.add_argument(
         "--name-filter",

@@ -44,6 +44,10 @@ def decode_json(data: bytes) -> Any:
         return _decode(data)
     except msgspec.DecodeError as exc:
         raise ValueError(str(exc)) from None
+    except RecursionError:
+        # msgspec stops at a fixed depth; a body nested that deep is a bad request,
+        # not a fault of the server.
+        raise ValueError("it is nested too deeply") from None
 
 
 def json_response(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import Awaitable, Callable
 
@@ -10,11 +11,13 @@ import aiohttp
 import pytest
 
 from nexudus_async.emulator import EmulatorConfig, Faults, Limits, User
+from nexudus_async.emulator._app import MAX_BODY_BYTES
 
 from .conftest import ADMIN, COLLECTION, READER, Api, basic
 
 MakeApi = Callable[..., Awaitable[Api]]
 BODY = {"BusinessId": 1, "Name": "a"}
+FORM = "application/x-www-form-urlencoded"
 PASSWORD_FORM = {"grant_type": "password", "username": ADMIN[0], "password": ADMIN[1]}
 # Only the write window, a minute long, so a burst of writes meets exactly one limit.
 WRITES_ONLY = Limits(
@@ -186,6 +189,43 @@ class TestRouting:
         assert status == 405
         assert response.headers["Allow"] == "GET, POST, PUT"
         assert (await api.call("POST", COLLECTION + "/commands", json={}))[0] == 405
+
+
+class TestBodySize:
+    @pytest.mark.parametrize(
+        ("path", "content_type"),
+        [(COLLECTION, "application/json"), ("/api/token", FORM)],
+    )
+    async def test_too_large_answers_413_envelope(
+        self, api: Api, path: str, content_type: str
+    ) -> None:
+        """A body over the limit answers 413 with the failed envelope, on any route."""
+        status, answer, _ = await api.call(
+            "POST",
+            path,
+            # A file-like body: aiohttp warns about raw bytes this large.
+            data=io.BytesIO(b"x" * (MAX_BODY_BYTES + 1)),
+            headers={**api.headers, "Content-Type": content_type},
+        )
+        assert status == 413
+        assert answer["Status"] == 413
+        assert answer["Message"] == (
+            f"The request body is larger than {MAX_BODY_BYTES} bytes."
+        )
+        assert answer["WasSuccessful"] is False
+
+    async def test_a_body_at_the_limit_is_read(self, api: Api) -> None:
+        """A body of exactly the limit is decoded, so only larger ones are refused."""
+        padding = "x" * (MAX_BODY_BYTES - len('{"BusinessId":1,"Name":""}'))
+        body = f'{{"BusinessId":1,"Name":"{padding}"}}'.encode()
+        assert len(body) == MAX_BODY_BYTES
+        status, answer, _ = await api.call(
+            "POST",
+            COLLECTION,
+            data=io.BytesIO(body),
+            headers={**api.headers, "Content-Type": "application/json"},
+        )
+        assert status == 200, answer
 
 
 class TestThrottling:

@@ -88,6 +88,8 @@ class TestEmulatorConfig:
             {"time_scale": 0},
             {"throttle_status": 418},
             {"token_lifetime": 0},
+            {"token_lifetime": float("inf")},
+            {"refresh_token_lifetime": float("nan")},
             {"dir_encoding": "up"},
             {"name_filter": "fuzzy"},
             {"missing_role_status": 402},

@@ -123,6 +123,20 @@ class TestCreate:
         assert answer["Message"].startswith("The request body is not valid JSON")
         assert answer["WasSuccessful"] is False
 
+    async def test_deeply_nested_json(self, api: Api) -> None:
+        """A body nested too deeply for the decoder gets the same 400 as bad JSON."""
+        status, answer, _ = await api.call(
+            "POST",
+            COLLECTION,
+            data=b"[" * 100_000 + b"]" * 100_000,
+            headers={**api.headers, "Content-Type": "application/json"},
+        )
+        assert status == 400
+        assert answer["Message"] == (
+            "The request body is not valid JSON: it is nested too deeply"
+        )
+        assert answer["WasSuccessful"] is False
+
     async def test_wrong_content_type(self, api: Api) -> None:
         """A form body gets a 400 that names the expected content type."""
         status, answer, _ = await api.call(

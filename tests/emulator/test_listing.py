@@ -160,6 +160,9 @@ class TestParseListQuery:
             "2025-01-15T10:30",
             "2025-01-15T10:30:00Z",
             "2025-01-15T10:30:00.000Z",
+            "2025-01-15T10:30:00.0Z",
+            "2025-01-15T10:30:00.0000000",
+            "2025-01-15T11:30:00.0000000+01:00",
             "2025-01-15T11:30+01:00",
         ],
     )
@@ -171,6 +174,14 @@ class TestParseListQuery:
         )
         assert query.created_from == expected
         assert query.updated_to == expected
+
+    def test_seven_digit_fraction(self) -> None:
+        """A .NET seven-digit fraction is read to the microsecond, its last digit dropped."""
+        query = parse_list_query(
+            {"from_" + P + "CreatedOn": "2025-01-15T10:30:00.1234567Z"}
+        )
+        expected = datetime(2025, 1, 15, 10, 30, 0, 123456, tzinfo=timezone.utc)
+        assert query.created_from == expected.timestamp()
 
     def test_bad_date(self) -> None:
         """A range bound that is not a date is a problem."""

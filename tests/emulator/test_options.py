@@ -180,6 +180,9 @@ class TestConfigFromArgs:
             ["--limit", "per_week=5"],
             ["--limit", "per_minute=many"],
             ["--businesses", "a,b"],
+            ["--port", "-5"],
+            ["--port", "65536"],
+            ["--port", "http"],
             ["--throttle-status", "503"],
         ],
     )
@@ -191,6 +194,19 @@ class TestConfigFromArgs:
             parse(*argv)
         assert stopped.value.code == 2
         assert "error" in capsys.readouterr().err
+
+    def test_port_range_ends_are_accepted(self) -> None:
+        """Ports 0 (a free one) and 65535 are both valid."""
+        assert parse("--port", "0").port == 0
+        assert parse("--port", "65535").port == 65535
+
+    def test_help_shows_every_switch_default(self) -> None:
+        """The help of --dir-encoding states its default, like the other switches."""
+        parser = argparse.ArgumentParser(prog="emulator")
+        add_emulator_arguments(parser)
+        help_text = " ".join(parser.format_help().split())
+
+        assert "1 descending (default: rest)" in help_text
 
     def test_refused_combination_is_a_value_error(self) -> None:
         """Values the configuration refuses raise ValueError."""

@@ -139,6 +139,11 @@ class TestDecodeJson:
             "a": 123456789012345678901
         }
 
+    def test_deep_nesting_is_invalid(self) -> None:
+        """A body nested past the decoder's depth is invalid JSON, not a crash."""
+        with pytest.raises(ValueError, match="nested too deeply"):
+            decode_json(b"[" * 100_000 + b"]" * 100_000)
+
     @pytest.mark.parametrize("data", [b"{", b"", b"\xff", b"{'a': 1}"])
     def test_invalid(self, data: bytes) -> None:
         """Invalid JSON raises ValueError."""
