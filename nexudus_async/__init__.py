@@ -11,6 +11,7 @@ from ._auth import (
 )
 from ._bulk import (
     BulkJob,
+    BulkOptions,
     bulk_create,
     create_all,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "BasicAuth",
     "BearerAuth",
     "BulkJob",
+    "BulkOptions",
     "BulkReport",
     "ClientStateError",
     "Command",

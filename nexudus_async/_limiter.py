@@ -6,7 +6,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import attrs
@@ -53,6 +53,11 @@ def _as_windows(windows: Iterable[Window]) -> tuple[Window, ...]:
     return tuple(windows)
 
 
+#: Seconds added to each documented window by default; a little over the spread of
+#: delays a request meets between leaving the client and being counted.
+DOCUMENTED_MARGIN: Final = 0.05
+
+
 @attrs.frozen
 class RateLimits:
     """The pacing a client keeps to, so that the server need not throttle it.
@@ -72,7 +77,7 @@ class RateLimits:
 
     @classmethod
     def documented(
-        cls, *, margin: float = 0.0, max_wait: float | None = 300.0
+        cls, *, margin: float = DOCUMENTED_MARGIN, max_wait: float | None = 300.0
     ) -> RateLimits:
         """The limits Nexudus publishes for its REST API.
 
@@ -81,7 +86,9 @@ class RateLimits:
         can never bind under 5,000 an hour, so it is left out.)
 
         Args:
-            margin: See ``RateLimits.margin``.
+            margin: See ``RateLimits.margin``. The default absorbs the jitter of a
+                request's way to the server, which otherwise lets two requests sent
+                100 ms apart arrive closer than that and meet a throttle.
             max_wait: See ``RateLimits.max_wait``.
 
         Returns:

@@ -44,7 +44,7 @@ class TestRateLimits:
             (120, 60.0, False),
             (5000, 3600.0, False),
         }
-        assert limits.margin == 0.0
+        assert limits.margin == 0.05
 
     @pytest.mark.parametrize(("limit", "seconds"), [(0, 1.0), (1, 0.0), (-1, 1.0)])
     def test_window_rejects_nonsense(self, limit: int, seconds: float) -> None:
@@ -106,12 +106,24 @@ class TestSlidingWindows:
     async def test_documented_spacing(self, fake_time: FakeTime) -> None:
         """Under the documented limits, 61 writes take one minute and go 100 ms apart."""
         limiter = RateLimiter(
-            RateLimits.documented(), clock=fake_time.clock, sleep=fake_time.sleep
+            RateLimits.documented(margin=0.0),
+            clock=fake_time.clock,
+            sleep=fake_time.sleep,
         )
         times = await _admit_times(limiter, fake_time, [True] * 61)
         assert times[:3] == [0.0, 0.1, 0.2]
         assert times[59] == pytest.approx(5.9)
         assert times[60] == pytest.approx(60.0)
+
+    async def test_documented_margin_spaces_a_little_wider(
+        self, fake_time: FakeTime
+    ) -> None:
+        """The default margin adds 50 ms to each window, so arrival jitter meets no throttle."""
+        limiter = RateLimiter(
+            RateLimits.documented(), clock=fake_time.clock, sleep=fake_time.sleep
+        )
+        times = await _admit_times(limiter, fake_time, [False] * 3)
+        assert times == pytest.approx([0.0, 0.15, 0.3])
 
     async def test_cancelled_wait_takes_no_slot(self, fake_time: FakeTime) -> None:
         """A request cancelled while waiting is not counted."""

@@ -15,6 +15,7 @@ EXPECTED = {
     "BasicAuth",
     "BearerAuth",
     "BulkJob",
+    "BulkOptions",
     "BulkReport",
     "ClientStateError",
     "Command",
