@@ -555,7 +555,11 @@ class BulkJob:
     def _journal_done(self, journal: Journal, key: str, outcome: Outcome) -> None:
         try:
             journal.mark_done(
-                key, _JOURNAL_STATE[outcome.kind], outcome.id, outcome.message
+                key,
+                _JOURNAL_STATE[outcome.kind],
+                outcome.id,
+                outcome.message,
+                outcome.errors,
             )
         except Exception as exc:
             logger.error("journal write failed: %s", exc)
@@ -655,7 +659,7 @@ def bulk_create(
       was cancelled while it was in flight.
     * ``skipped``: not sent: the journal says an earlier run created (or rejected)
       it, or ``skip_existing`` found it on the server (under an Id no other
-      input record owns).
+      input record owns). One rejected earlier carries that run's ``errors``.
     * ``not_attempted``: the job had stopped; ``message`` says why, and for a
       spent quota, ``resume_at`` says when writes are allowed again.
 

@@ -466,7 +466,9 @@ class Settler:
         message = f"{entry.state} in an earlier run"
         if entry.message:
             message += f": {entry.message}"
-        return a.outcome(OutcomeKind.SKIPPED, id=entry.id, message=message)
+        return a.outcome(
+            OutcomeKind.SKIPPED, id=entry.id, errors=entry.errors, message=message
+        )
 
     async def _check_existing(
         self, a: Attempt, payload: ImportFileCreate

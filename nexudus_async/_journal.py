@@ -2,8 +2,10 @@
 
 Each record, by its `SourceRecord.key`, moves from no entry to ``sending`` just
 before its create is sent, then to ``created``, ``rejected``, ``failed`` or
-``unknown``. A re-run skips what is done and reconciles what `Journal.pending`
-lists: records that were in flight when a run died, or whose create got no answer.
+``unknown``; a rejected one keeps its field errors, so a re-run that skips it can
+still say which fields were refused. A re-run skips what is done and reconciles what
+`Journal.pending` lists: records that were in flight when a run died, or whose
+create got no answer.
 
 The durability rule: `Journal.mark_sending` commits before it returns, so once the
 create is sent the journal says so, whatever happens to the process next. Send a
@@ -36,14 +38,16 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, Final, Literal
 
 import attrs
 
+from . import _json
 from ._errors import JournalError
+from ._models import FieldError
 
 __all__ = ["DONE_BATCH", "DONE_SECONDS", "JOURNAL_STATES", "Journal", "JournalEntry"]
 
@@ -57,7 +61,12 @@ _DONE_STATES: Final = frozenset(JOURNAL_STATES) - {"sending"}
 DONE_BATCH: Final = 256
 DONE_SECONDS: Final = 1.0
 
-_SCHEMA_VERSION: Final = "1"
+_SCHEMA_VERSION: Final = "2"
+#: Older schemas this version upgrades in place, each to the next, when opened.
+_MIGRATIONS: Final = {
+    # 2 keeps a rejected record's field errors.
+    "1": "ALTER TABLE records ADD COLUMN errors TEXT",
+}
 _PAGE: Final = 500
 
 # Ids are stored as text: SQLite integers stop at 64 bits and ids must stay exact.
@@ -72,7 +81,8 @@ _SCHEMA: Final = (
         updated_at REAL NOT NULL,
         business_id TEXT,
         name TEXT,
-        message TEXT
+        message TEXT,
+        errors TEXT
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS records_in_flight ON records (key)"
     " WHERE state IN ('sending', 'unknown')",
@@ -81,7 +91,9 @@ _SCHEMA: Final = (
     "CREATE INDEX IF NOT EXISTS records_by_id ON records (id) WHERE id IS NOT NULL",
 )
 
-_COLUMNS: Final = "key, state, id, attempts, updated_at, business_id, name, message"
+_COLUMNS: Final = (
+    "key, state, id, attempts, updated_at, business_id, name, message, errors"
+)
 
 _MARK_SENDING: Final = """
 INSERT INTO records (key, state, id, attempts, updated_at, business_id, name)
@@ -92,18 +104,20 @@ ON CONFLICT (key) DO UPDATE SET
     updated_at = excluded.updated_at,
     business_id = excluded.business_id,
     name = excluded.name,
-    message = NULL
+    message = NULL,
+    errors = NULL
 WHERE state != 'created'
 """
 
 _MARK_DONE: Final = """
-INSERT INTO records (key, state, id, attempts, updated_at, message)
-VALUES (?, ?, ?, 0, ?, ?)
+INSERT INTO records (key, state, id, attempts, updated_at, message, errors)
+VALUES (?, ?, ?, 0, ?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET
     state = excluded.state,
     id = excluded.id,
     updated_at = excluded.updated_at,
-    message = excluded.message
+    message = excluded.message,
+    errors = excluded.errors
 """
 
 
@@ -120,6 +134,7 @@ class JournalEntry:
         business_id: The record's BusinessId, as given when sending (for lookups).
         name: The record's Name, as given when sending (for lookups).
         message: What went wrong, for states other than created.
+        errors: The field errors of a rejected record, as `mark_done` was given them.
     """
 
     key: str
@@ -130,10 +145,11 @@ class JournalEntry:
     business_id: int | None
     name: str | None
     message: str | None = None
+    errors: tuple[FieldError, ...] = ()
 
 
 def _entry(row: tuple[Any, ...]) -> JournalEntry:
-    key, state, id_, attempts, updated_at, business_id, name, message = row
+    key, state, id_, attempts, updated_at, business_id, name, message, errors = row
     return JournalEntry(
         key=key,
         state=state,
@@ -143,7 +159,53 @@ def _entry(row: tuple[Any, ...]) -> JournalEntry:
         business_id=None if business_id is None else int(business_id),
         name=name,
         message=message,
+        errors=() if errors is None else _decode_errors(key, errors),
     )
+
+
+def _encode_errors(errors: Sequence[FieldError]) -> str:
+    """Field errors as JSON text, in the wire's shape."""
+    rows = [
+        {
+            "PropertyName": error.property_name,
+            "Message": error.message,
+            "AttemptedValue": error.attempted_value,
+        }
+        for error in errors
+    ]
+    try:
+        return _json.dumps_escaping(rows).decode("utf-8")
+    except (TypeError, ValueError):
+        # A value JSON cannot carry (a NaN, an object handed to the SDK as is) can
+        # only come from local validation. Failing the write would halt the job, so
+        # such a value is kept as its description instead.
+        for row in rows:
+            row["AttemptedValue"] = _storable(row["AttemptedValue"])
+        return _json.dumps_escaping(rows).decode("utf-8")
+
+
+def _storable(value: Any) -> Any:
+    try:
+        _json.dumps_escaping(value)
+    except (TypeError, ValueError):
+        try:
+            return repr(value)
+        except Exception:
+            return f"<{type(value).__name__}>"
+    return value
+
+
+def _decode_errors(key: str, text: str) -> tuple[FieldError, ...]:
+    try:
+        rows = _json.loads(text)
+        return tuple(
+            FieldError(row["PropertyName"], row["Message"], row["AttemptedValue"])
+            for row in rows
+        )
+    except (_json.JSONDecodeError, TypeError, KeyError) as exc:
+        raise JournalError(
+            f"the journal's entry for record {key} has unreadable errors: {exc}"
+        ) from exc
 
 
 class Journal:
@@ -217,12 +279,23 @@ class Journal:
                 (_SCHEMA_VERSION, datetime.now(timezone.utc).isoformat()),
             )
         elif row[0] != _SCHEMA_VERSION:
-            db.execute("ROLLBACK")
-            raise JournalError(
-                f"journal {self.path} has schema {row[0]}, this version reads"
-                f" schema {_SCHEMA_VERSION}"
-            )
+            self._migrate(db, row[0])
         db.execute("COMMIT")
+
+    def _migrate(self, db: sqlite3.Connection, schema: str) -> None:
+        """Upgrade an older schema inside the open transaction, or refuse the file."""
+        while schema != _SCHEMA_VERSION:
+            statement = _MIGRATIONS.get(schema)
+            if statement is None:
+                db.execute("ROLLBACK")
+                raise JournalError(
+                    f"journal {self.path} has schema {schema}, this version reads"
+                    f" schema {_SCHEMA_VERSION}"
+                )
+            db.execute(statement)
+            schema = str(int(schema) + 1)
+        db.execute("UPDATE meta SET value = ? WHERE name = 'schema'", (schema,))
+        _LOG.info("journal %s upgraded to schema %s", self.path, schema)
 
     def _abandon(self) -> None:
         if self._db is not None:
@@ -332,6 +405,7 @@ class Journal:
         outcome: Literal["created", "rejected", "failed", "unknown"],
         id: int | None = None,
         message: str | None = None,
+        errors: Sequence[FieldError] = (),
     ) -> None:
         """Record how a record's create ended. Committed in batches; see the module docs.
 
@@ -340,6 +414,8 @@ class Journal:
             outcome: ``created``, ``rejected``, ``failed`` or ``unknown``.
             id: The created record's id.
             message: What went wrong, for outcomes other than created.
+            errors: The field errors of a rejected record, for `JournalEntry.errors`.
+                A value JSON cannot carry is stored as its ``repr``.
 
         Raises:
             ValueError: The outcome is not one of the four.
@@ -348,10 +424,16 @@ class Journal:
             raise ValueError(
                 f"outcome must be one of {sorted(_DONE_STATES)}, not {outcome!r}"
             )
+        # Encoded outside the lock, and only when there is something to encode: most
+        # marks are "created" and carry none.
+        stored_errors = _encode_errors(errors) if errors else None
         with self._lock:
             db = self._connection()
             self._begin(db)
-            db.execute(_MARK_DONE, (key, outcome, _text(id), time.time(), message))
+            db.execute(
+                _MARK_DONE,
+                (key, outcome, _text(id), time.time(), message, stored_errors),
+            )
             self._uncommitted += 1
             if (
                 self._uncommitted >= DONE_BATCH

@@ -50,7 +50,8 @@ class Outcome:
         id: The server's Id of the record: the new one for ``created``, the
             existing one for ``skipped`` when known.
         errors: Every field error: the server's for ``rejected``, or the local
-            validation problems converted to the same shape.
+            validation problems converted to the same shape; for a ``skipped``
+            record an earlier run had rejected, that run's.
         message: Why, in words, for every kind but a plain ``created``.
         resume_at: For ``not_attempted`` after the quota ran out: when writes are
             allowed again (aware, UTC).

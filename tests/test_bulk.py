@@ -837,6 +837,7 @@ class TestJournal:
         ]
         assert second[0].id == first[0].id
         assert "rejected in an earlier run" in (second[1].message or "")
+        assert second[1].errors == first[1].errors == (FieldError("Name", "bad"),)
         assert files.names("create") == ["a", "b", "c", "d", "c"] or sorted(
             files.names("create")
         ) == ["a", "b", "c", "c", "d"]

@@ -188,6 +188,35 @@ class TestResuming:
         assert [row["outcome"] for row in rows] == ["skipped"] * 3
         assert [row["errors"] for row in rows] == ["[]"] * 3
 
+    async def test_a_rerun_reports_the_refusal_with_its_errors(
+        self, tmp_path: Path
+    ) -> None:
+        """A record refused in the first run is rejected again with the same errors."""
+        (tmp_path / "in.csv").write_text(
+            "BusinessId,Name\n1,A\n9,Zoë\n", encoding="utf-8"
+        )
+        config = EmulatorConfig(limits=Limits.off())
+        async with Emulator(config) as emulator:
+            first = await _create(
+                _options(tmp_path, output=str(tmp_path / "first.jsonl")),
+                emulator.base_url,
+            )
+            second = await _create(
+                _options(tmp_path, output=str(tmp_path / "second.jsonl")),
+                emulator.base_url,
+            )
+
+        assert first.exit_code == second.exit_code == EXIT_INCOMPLETE
+        before, after = (
+            {row["line"]: row for row in map(loads, path.read_text().splitlines())}
+            for path in (tmp_path / "first.jsonl", tmp_path / "second.jsonl")
+        )
+        assert before[3]["outcome"] == after[3]["outcome"] == "rejected"
+        assert "not sent again" in after[3]["message"]
+        assert before[3]["errors"][0]["PropertyName"] == "BusinessId"
+        assert before[3]["errors"][0]["AttemptedValue"] == 9
+        assert after[3]["errors"] == before[3]["errors"]
+
 
 class TestCannotStart:
     async def test_a_server_that_refuses_connections_is_a_setup_error(

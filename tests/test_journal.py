@@ -17,6 +17,7 @@ import pytest
 from nexudus_async import _journal
 from nexudus_async._errors import JournalError
 from nexudus_async._journal import JOURNAL_STATES, Journal
+from nexudus_async._models import FieldError
 
 BIG_ID = 2**70
 
@@ -178,6 +179,59 @@ class TestDurability:
             assert journal.counts()["created"] == 1
 
 
+class TestRejectedErrors:
+    def test_errors_come_back_exactly(self, journal: Journal) -> None:
+        """A rejected record's field errors survive a reopen, big and non-ASCII too."""
+        errors = (
+            FieldError("BusinessId", "business not found", 9),
+            FieldError("Id", "too big", BIG_ID),
+            FieldError("Name", "déjà vu ✓", "Zoë \ud800 日本"),
+            FieldError(None, None, {"nested": [1, None, True]}),
+        )
+        journal.mark_sending("k1", 9, "Zoë")
+        journal.mark_done("k1", "rejected", message="invalid", errors=errors)
+        journal.close()
+
+        with Journal(journal.path) as reopened:
+            entry = reopened.state("k1")
+
+        assert entry is not None
+        assert entry.errors == errors
+        assert type(entry.errors[1].attempted_value) is int
+
+    def test_other_outcomes_store_none(self, journal: Journal) -> None:
+        """Created, failed and in-flight entries have no errors."""
+        journal.mark_done("a", "created", id=5)
+        journal.mark_done("b", "failed", message="refused")
+        journal.mark_sending("c", 1, "c")
+        for key in ("a", "b", "c"):
+            entry = journal.state(key)
+            assert entry is not None
+            assert entry.errors == ()
+
+    def test_sending_again_clears_them(self, journal: Journal) -> None:
+        """A record sent again does not keep the errors of its earlier refusal."""
+        journal.mark_done("k1", "rejected", errors=(FieldError("Name", "bad", ""),))
+        journal.mark_sending("k1", 1, "fixed")
+        entry = journal.state("k1")
+        assert entry is not None
+        assert entry.errors == ()
+
+    def test_a_value_json_cannot_carry_is_described(self, journal: Journal) -> None:
+        """A NaN or a foreign object is stored as its repr, not a failed write."""
+        journal.mark_done(
+            "k1",
+            "rejected",
+            errors=(FieldError("Name", "not text", object), FieldError("X", "y", 1)),
+        )
+        entry = journal.state("k1")
+        assert entry is not None
+        assert entry.errors == (
+            FieldError("Name", "not text", repr(object)),
+            FieldError("X", "y", 1),
+        )
+
+
 class TestOwnerOf:
     def test_the_key_that_holds_an_id(self, journal: Journal) -> None:
         """owner_of names the record journaled with an Id, exactly, and None else."""
@@ -260,7 +314,7 @@ class TestFile:
         with Journal(path) as journal:
             meta = journal.meta
         assert meta["input"] == "data.csv:5678"
-        assert meta["schema"] == "1"
+        assert meta["schema"] == "2"
         assert "created_at" in meta
 
     def test_second_open_is_refused(self, journal: Journal) -> None:
@@ -286,6 +340,49 @@ class TestFile:
         db.close()
         with pytest.raises(JournalError, match="schema 99"):
             Journal(path)
+
+    def test_schema_1_is_upgraded(self, tmp_path: Path) -> None:
+        """A journal from before errors were kept is upgraded, its entries intact."""
+        path = tmp_path / "run.journal.sqlite"
+        with sqlite3.connect(path) as db:
+            db.execute(
+                "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
+                " WITHOUT ROWID"
+            )
+            db.execute(
+                """CREATE TABLE records (
+                    key TEXT PRIMARY KEY,
+                    state TEXT NOT NULL,
+                    id TEXT,
+                    attempts INTEGER NOT NULL,
+                    updated_at REAL NOT NULL,
+                    business_id TEXT,
+                    name TEXT,
+                    message TEXT
+                ) WITHOUT ROWID"""
+            )
+            db.execute(
+                "INSERT INTO meta VALUES ('schema', '1'), ('created_at', 'then')"
+            )
+            db.execute(
+                "INSERT INTO records VALUES"
+                " ('old', 'rejected', NULL, 1, 0.0, '9', 'A', 'invalid')"
+            )
+        db.close()
+
+        with Journal(path) as journal:
+            old = journal.state("old")
+            journal.mark_done(
+                "new", "rejected", errors=(FieldError("Name", "bad", "B"),)
+            )
+            assert journal.meta["schema"] == "2"
+        with Journal(path) as journal:
+            new = journal.state("new")
+
+        assert old is not None
+        assert (old.state, old.message, old.errors) == ("rejected", "invalid", ())
+        assert new is not None
+        assert new.errors == (FieldError("Name", "bad", "B"),)
 
     def test_closed_journal(self, tmp_path: Path) -> None:
         """Using a closed journal is an error; closing twice is not."""
