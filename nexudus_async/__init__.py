@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging as _logging
+
 from ._auth import (
     BasicAuth,
     BearerAuth,
@@ -153,6 +155,11 @@ __all__ = [
     "validate_create",
     "validate_update",
 ]
+
+
+# The library's records go wherever the application sends them; without this, a
+# WARNING would reach stderr through logging's last-resort handler.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 
 def _publish() -> None:

@@ -210,16 +210,26 @@ def _envelope(data: Any) -> WriteResult | None:
         return None
 
 
+#: The documented throttle's reason phrase, as some answers repeat it in the body.
+_MUST_WAIT: Final = b"must wait before accessing"
+
+
 def _looks_throttled(answer: Answer, envelope: WriteResult | None) -> bool:
     """Whether a 409 is the API's throttle rather than a real conflict.
 
-    The throttle answers with ``Retry-After`` and an empty body; a real conflict
-    explains itself with field errors.
+    The throttle answers with ``Retry-After``, an empty body and, at most, the
+    phrase "You must wait" in its reason. A 409 that carries a write-result
+    envelope explains itself, with or without field errors: that is a real
+    conflict, and treating it as a throttle would re-send a create the server
+    has judged. A body that is no envelope (a proxy's page, say) gives no such
+    judgement, so it is read as the throttle the API documents.
     """
     if "Retry-After" in answer.headers or not answer.body.strip():
         return True
+    if _MUST_WAIT in answer.body.lower():
+        return True
 
-    return envelope is None or not envelope.errors
+    return envelope is None
 
 
 def _token_refusal(data: Mapping[str, Any], status: int) -> AuthError | None:

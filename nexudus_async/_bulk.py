@@ -624,7 +624,7 @@ def bulk_create(
     max_throttles: int = 10,
     max_pause: float = 900.0,
     settle_time: float | None = None,
-    drain_timeout: float = 30.0,
+    drain_timeout: float = 5.0,
 ) -> BulkJob:
     """Create import files from a stream of records, one outcome per record.
 
@@ -727,7 +727,9 @@ def bulk_create(
             old. None (default) means the client's ``timeout`` plus
             `SETTLE_MARGIN` seconds (30 + 5 when the client has no timeout).
         drain_timeout: When the job is left early: seconds allowed for reading the
-            rest of the input to mark it ``not_attempted``.
+            rest of the input to mark it ``not_attempted``. An endless or stalled
+            input cannot be read to its end: past this, the job ends and logs how
+            many records it read, and the records after those get no outcome.
 
     Returns:
         The job, not yet started; ``async with`` starts it.

@@ -10,10 +10,10 @@ up while a sibling's create is still in flight.
 from __future__ import annotations
 
 import sqlite3
+from collections import deque
 from typing import TYPE_CHECKING
 
 import anyio
-import attrs
 
 if TYPE_CHECKING:
     from ._journal import Journal
@@ -23,10 +23,13 @@ __all__ = ["Claims"]
 _Pair = tuple[int, str]
 
 
-@attrs.define(eq=False)
 class _Turn:
-    lock: anyio.Lock = attrs.Factory(anyio.Lock)
-    users: int = 0
+    """The records of one pair waiting for the one that holds the turn."""
+
+    __slots__ = ("waiting",)
+
+    def __init__(self) -> None:
+        self.waiting: deque[anyio.Event] = deque()
 
 
 class Claims:
@@ -61,26 +64,30 @@ class Claims:
         """
         turn = self._turns.get(pair)
         if turn is None:
-            turn = self._turns[pair] = _Turn()
-        turn.users += 1
+            # The common case costs one dict entry: no lock, no event, no await.
+            self._turns[pair] = _Turn()
+            return
+
+        handed_over = anyio.Event()
+        turn.waiting.append(handed_over)
         try:
-            try:
-                turn.lock.acquire_nowait()
-            except anyio.WouldBlock:
-                await turn.lock.acquire()
+            await handed_over.wait()
         except BaseException:
-            self._leave(pair, turn)
+            # Cancelled while waiting. If the turn was handed over in the meantime,
+            # it is this record's and must go on to the next one; otherwise leave
+            # the queue, so that nobody hands it a turn it will never end.
+            if handed_over.is_set():
+                self.end_turn(pair)
+            else:
+                turn.waiting.remove(handed_over)
             raise
 
     def end_turn(self, pair: _Pair) -> None:
-        """Let the next record with this pair go on."""
+        """Let the next record with this pair go on, in the order they came."""
         turn = self._turns[pair]
-        turn.lock.release()
-        self._leave(pair, turn)
-
-    def _leave(self, pair: _Pair, turn: _Turn) -> None:
-        turn.users -= 1
-        if turn.users == 0:
+        if turn.waiting:
+            turn.waiting.popleft().set()
+        else:
             del self._turns[pair]
 
     # --- owned Ids ---------------------------------------------------------------

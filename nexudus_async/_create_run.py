@@ -23,6 +23,10 @@ from ._limiter import RateLimits
 from ._outcomes import Outcome, OutcomeKind
 from ._progress_display import OUTCOME_NAMES, Display, ProgressView
 
+#: How long an interrupted run may spend reading the rest of the input to give
+#: every record its not_attempted line.
+_DRAIN_SECONDS = 120.0
+
 __all__ = ["EXIT_INCOMPLETE", "EXIT_OK", "EXIT_USAGE", "JobRun", "pacing_eta"]
 
 EXIT_OK: Final = 0
@@ -144,6 +148,10 @@ class JobRun:
             journal=self.journal,
             on_outcome=self.on_outcome,
             total=self.total,
+            # A file ends, and every record of it needs its line in the results,
+            # so an interrupted run may take longer to mark the rest not_attempted
+            # than a library caller feeding an endless stream would want to wait.
+            drain_timeout=_DRAIN_SECONDS,
         )
         with _signals(self.interrupt):
             async with job:

@@ -519,7 +519,7 @@ class TestAnswers:
         headers: dict[str, str],
         body: bytes,
     ) -> None:
-        """A 409 with Retry-After, an empty body or no field errors is a throttle."""
+        """A 409 with Retry-After, an empty body, the "must wait" phrase or no envelope is a throttle."""
         fake_api.on("POST", ITEMS, Reply(409, body=body, headers=headers))
         async with open_client(fake_time, retry=RetryPolicy(max_attempts=1)) as client:
             with pytest.raises(ThrottledError):
@@ -539,6 +539,22 @@ class TestAnswers:
                 await client.import_files.create(NEW)
         assert caught.value.field_errors[0].message == "already exists"
         assert len(fake_api.requests) == 1
+
+    async def test_409_envelope_without_field_errors_is_conflict(
+        self, fake_time: FakeTime, fake_api: FakeAPI
+    ) -> None:
+        """A 409 whose envelope explains itself, even without field errors, is not re-sent."""
+        body = {
+            "Message": "Name already exists",
+            "WasSuccessful": False,
+            "Errors": None,
+        }
+        fake_api.on("POST", ITEMS, Reply(409, json=body))
+        async with open_client(fake_time) as client:
+            with pytest.raises(ConflictError, match="Name already exists"):
+                await client.import_files.create(NEW)
+        assert len(fake_api.requests) == 1
+        assert fake_time.sleeps == []
 
     async def test_429_always_throttle(
         self, fake_time: FakeTime, fake_api: FakeAPI
