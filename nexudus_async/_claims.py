@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import anyio
 
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 __all__ = ["Claims"]
 
 _Pair = tuple[int, str]
+
+#: Claims kept in memory before they are written to the database together.
+_BATCH: Final = 256
 
 
 class _Turn:
@@ -50,6 +53,7 @@ class Claims:
         self._db: sqlite3.Connection | None = None
         self._closed = False
         self._turns: dict[_Pair, _Turn] = {}
+        self._recent: set[int] = set()
 
     # --- turns -------------------------------------------------------------------
 
@@ -103,11 +107,17 @@ class Claims:
         if self._closed:
             # The job has ended: no lookup of it can ask any more.
             return
-        db = self._db or self._open()
-        db.execute("INSERT OR IGNORE INTO owned VALUES (?)", (str(id),))
+        # Claims come with every created record and lookups rarely: gather them in
+        # a small set and write them in batches, so that the common path costs a
+        # set insertion rather than a statement.
+        self._recent.add(id)
+        if len(self._recent) >= _BATCH:
+            self._flush()
 
     def owned_by_other(self, id: int, key: str | None) -> bool:
         """Whether a record other than the one with ``key`` owns this Id."""
+        if id in self._recent:
+            return True
         if self._db is not None:
             row = self._db.execute("SELECT 1 FROM owned WHERE id = ?", (str(id),))
             if row.fetchone() is not None:
@@ -117,6 +127,13 @@ class Claims:
         owner = self._journal.owner_of(id)
 
         return owner is not None and owner != key
+
+    def _flush(self) -> None:
+        db = self._db or self._open()
+        db.executemany(
+            "INSERT OR IGNORE INTO owned VALUES (?)", [(str(i),) for i in self._recent]
+        )
+        self._recent.clear()
 
     def _open(self) -> sqlite3.Connection:
         if self._closed:
@@ -137,6 +154,7 @@ class Claims:
     def close(self) -> None:
         """Drop the owned Ids; closing again does nothing."""
         self._closed = True
+        self._recent.clear()
         db, self._db = self._db, None
         if db is not None:
             db.close()

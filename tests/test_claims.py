@@ -60,6 +60,15 @@ class TestOwnedIds:
         assert not claims.owned_by_other(2**70, "k2")
         claims.close()
 
+    def test_claims_past_a_batch_are_still_owned(self) -> None:
+        """Claims written to disk in batches stay owned, before and after a flush."""
+        claims = Claims(None)
+        for id in range(1, 1001):
+            claims.claim(id)
+        assert all(claims.owned_by_other(id, "k") for id in (1, 255, 256, 999, 1000))
+        assert not claims.owned_by_other(1001, "k")
+        claims.close()
+
     def test_claims_after_close_are_ignored(self) -> None:
         """Once the job has ended, a late claim neither fails nor reopens storage."""
         claims = Claims(None)
