@@ -24,11 +24,11 @@ import sqlite3
 import sys
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from pathlib import PurePath
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, Final, Literal
 
 import attrs
 
+from ._closing import ClosesOnExit
 from ._convert import wire_name
 from ._errors import FieldProblem, InputFileError, RecordValidationError
 from ._json import JSONDecodeError, dumps_escaping, loads
@@ -136,7 +136,7 @@ class SourceRecord:
     key: str
 
 
-class RecordKeys:
+class RecordKeys(ClosesOnExit):
     """Numbers repeated identical records, so that identical rows are distinct records.
 
     Gives each record its journal key (see `SourceRecord.key`): the digest of its
@@ -197,17 +197,6 @@ class RecordKeys:
         db, self._db = self._db, None
         if db is not None:
             db.close()
-
-    def __enter__(self) -> RecordKeys:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class _Lines(Iterator[str]):
@@ -319,7 +308,7 @@ def _json_type(value: Any) -> str:
     return "null"
 
 
-class RecordReader(Iterator[SourceRecord]):
+class RecordReader(ClosesOnExit, Iterator[SourceRecord]):
     """The records of one input, read lazily; closes the file when done.
 
     Made by `open_records`. Iterate it once; use it as a context manager (or call
@@ -368,17 +357,6 @@ class RecordReader(Iterator[SourceRecord]):
         if self._records is None:
             raise StopIteration
         return next(self._records)
-
-    def __enter__(self) -> RecordReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Stop reading and close the file (standard input is left open)."""
@@ -696,7 +674,7 @@ def problem_errors(problems: Iterable[FieldProblem]) -> tuple[dict[str, Any], ..
     )
 
 
-class ResultsWriter:
+class ResultsWriter(ClosesOnExit):
     """Writes result rows to a JSONL or CSV file as they come.
 
     Each row goes to the operating system in one write as soon as it is given, so a
@@ -767,17 +745,6 @@ class ResultsWriter:
         self._closed = True
         if self._owned:
             self._stream.close()
-
-    def __enter__(self) -> ResultsWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _write_csv(self, cells: list[str]) -> None:
         self._csv.writerow(cells)

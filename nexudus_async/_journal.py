@@ -40,12 +40,12 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
-from types import TracebackType
 from typing import Any, Final, Literal
 
 import attrs
 
 from . import _json
+from ._closing import ClosesOnExit
 from ._errors import JournalError
 from ._models import FieldError
 
@@ -208,7 +208,7 @@ def _decode_errors(key: str, text: str) -> tuple[FieldError, ...]:
         ) from exc
 
 
-class Journal:
+class Journal(ClosesOnExit):
     """The per-record state of an import, in a SQLite file; see the module docs.
 
     Args:
@@ -467,17 +467,6 @@ class Journal:
             self._db.close()
             self._db = None
         _LOG.debug("journal %s closed", self.path)
-
-    def __enter__(self) -> Journal:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._db is None else "open"
