@@ -114,7 +114,8 @@ class Attempt:
     unsure: bool = False
     #: Settled from the journal alone; nothing to write back to it.
     from_journal: bool = False
-    #: When the latest send of this run left (event-loop clock).
+    #: When the latest send of this run left (`time.monotonic`, which is cheaper
+    #: to read than the event loop's clock; only differences of it are used).
     sent_at: float = 0.0
     #: Left in flight by an earlier run: until when (wall clock, epoch seconds)
     #: that run's create may still land.
@@ -345,7 +346,8 @@ class Settler:
         # Every exit below ends the turn, and every Id taken is claimed before
         # its outcome is returned: the next record of the pair sees it.
         pair = (payload.business_id, payload.name)
-        await self._claims.take_turn(pair)
+        if not self._claims.try_turn(pair):
+            await self._claims.take_turn(pair)
         try:
             if self._journal is not None or self._options.skip_existing:
                 earlier = await self._before_sending(a, payload)
@@ -366,7 +368,7 @@ class Settler:
 
                 a.sends += 1
                 a.unsure = True
-                a.sent_at = anyio.current_time()
+                a.sent_at = time.monotonic()
                 try:
                     result = await self._files.create(payload)
                 except Exception as exc:
@@ -609,9 +611,7 @@ class Settler:
             # No answer at all: the server may still be working on the create, and
             # may store it well after the client gave up. Look only once the send
             # is as old as an earlier run's mark must be before its lookup.
-            delay = max(
-                delay, a.sent_at + self._options.settle_time - anyio.current_time()
-            )
+            delay = max(delay, a.sent_at + self._options.settle_time - time.monotonic())
         if delay > 0:
             # After a dropped connection or a 5xx the server has stopped talking,
             # but may be finishing the request; give it a moment before concluding

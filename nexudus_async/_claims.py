@@ -9,9 +9,12 @@ up while a sibling's create is still in flight.
 
 from __future__ import annotations
 
-import sqlite3
+import array
+import os
+import sys
+import tempfile
 from collections import deque
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, BinaryIO, Final, cast
 
 import anyio
 
@@ -22,8 +25,13 @@ __all__ = ["Claims"]
 
 _Pair = tuple[int, str]
 
-#: Claims kept in memory before they are written to the database together.
-_BATCH: Final = 256
+#: Claims kept in memory before they are appended to the file together.
+_BATCH: Final = 1024
+#: Each owned Id takes this many bytes of the file: a signed 64-bit integer.
+_ID_BYTES: Final = 8
+_FITS_64_BITS: Final = (-(2**63), 2**63 - 1)
+#: Bytes read at a time when a lookup searches the file (a whole number of Ids).
+_SCAN_BYTES: Final = _ID_BYTES * 65536
 
 
 class _Turn:
@@ -38,11 +46,13 @@ class _Turn:
 class Claims:
     """The Ids owned by the records of one job, and the turns of records by pair.
 
-    Owned Ids live in a private temporary SQLite database on disk, not in memory,
-    so memory stays flat however long the input; it opens at the first claim and
-    `close` drops it. A journal adds what earlier runs created. Turns exist only
-    while a record of their pair is being settled, so there are at most as many as
-    workers.
+    Owned Ids are appended to a nameless temporary file, 8 bytes each, so memory
+    stays flat however long the input; it opens at the first full batch and
+    `close` drops it. Only a lookup after a lost answer asks whether an Id is
+    owned, and that reads the file through: 8 MB for a million records, next to
+    the network round trip of the lookup itself. A journal adds what earlier runs
+    created. Turns exist only while a record of their pair is being settled, so
+    there are at most as many as workers.
 
     Args:
         journal: The job's journal, asked about Ids created by earlier runs.
@@ -50,12 +60,24 @@ class Claims:
 
     def __init__(self, journal: Journal | None) -> None:
         self._journal = journal
-        self._db: sqlite3.Connection | None = None
+        self._file: BinaryIO | None = None
+        self._wide: set[int] = set()
         self._closed = False
         self._turns: dict[_Pair, _Turn] = {}
         self._recent: set[int] = set()
 
     # --- turns -------------------------------------------------------------------
+
+    def try_turn(self, pair: _Pair) -> bool:
+        """Take the turn of this pair if no other record holds it, without waiting.
+
+        The common case, checked without creating a coroutine; when it returns
+        False, `take_turn` waits for the turn.
+        """
+        if pair in self._turns:
+            return False
+        self._turns[pair] = _Turn()
+        return True
 
     async def take_turn(self, pair: _Pair) -> None:
         """Wait until no other record with this BusinessId and Name is settling.
@@ -108,20 +130,19 @@ class Claims:
             # The job has ended: no lookup of it can ask any more.
             return
         # Claims come with every created record and lookups rarely: gather them in
-        # a small set and write them in batches, so that the common path costs a
-        # set insertion rather than a statement.
+        # a small set and append them to the file in batches, so that the common
+        # path costs a set insertion and a share of one write.
         self._recent.add(id)
         if len(self._recent) >= _BATCH:
             self._flush()
 
     def owned_by_other(self, id: int, key: str | None) -> bool:
         """Whether a record other than the one with ``key`` owns this Id."""
-        if id in self._recent:
+        if id in self._recent or id in self._wide:
             return True
-        if self._db is not None:
-            row = self._db.execute("SELECT 1 FROM owned WHERE id = ?", (str(id),))
-            if row.fetchone() is not None:
-                return True
+        low, high = _FITS_64_BITS
+        if self._file is not None and low <= id <= high and self._file_holds(id):
+            return True
         if self._journal is None:
             return False
         owner = self._journal.owner_of(id)
@@ -129,32 +150,51 @@ class Claims:
         return owner is not None and owner != key
 
     def _flush(self) -> None:
-        db = self._db or self._open()
-        db.executemany(
-            "INSERT OR IGNORE INTO owned VALUES (?)", [(str(i),) for i in self._recent]
-        )
+        try:
+            batch = array.array("q", self._recent)
+        except OverflowError:
+            # An Id past 64 bits: no API hands those out, but one that did would
+            # still be owned, from memory.
+            low, high = _FITS_64_BITS
+            batch = array.array("q", (i for i in self._recent if low <= i <= high))
+            self._wide.update(i for i in self._recent if not low <= i <= high)
+        file = self._file or self._open()
+        file.seek(0, os.SEEK_END)
+        batch.tofile(file)
         self._recent.clear()
 
-    def _open(self) -> sqlite3.Connection:
-        if self._closed:
-            raise sqlite3.ProgrammingError("the claims are closed")
-        # As for record keys: an empty name makes a private database that SQLite
-        # keeps in a bounded page cache and spills to a file it deletes on close.
-        db = sqlite3.connect("", check_same_thread=False)
-        db.executescript(
-            "PRAGMA journal_mode = OFF;"
-            "PRAGMA synchronous = OFF;"
-            "PRAGMA cache_size = -1024;"
-            "CREATE TABLE owned (id TEXT PRIMARY KEY) WITHOUT ROWID;"
-        )
-        self._db = db
+    def _file_holds(self, id: int) -> bool:
+        """Search the file for ``id``; it is read through, a block at a time."""
+        assert self._file is not None
+        needle = id.to_bytes(_ID_BYTES, sys.byteorder, signed=True)
+        self._file.seek(0)
+        while block := self._file.read(_SCAN_BYTES):
+            # Blocks start on an Id's boundary, so a hit counts only where one
+            # starts; elsewhere it straddles two Ids.
+            at = block.find(needle)
+            while at != -1:
+                if at % _ID_BYTES == 0:
+                    return True
+                at = block.find(needle, at + 1)
 
-        return db
+        return False
+
+    def _open(self) -> BinaryIO:
+        if self._closed:
+            raise ValueError("the claims are closed")
+        # On disk, not in memory, so that memory stays flat however long the
+        # input; the file has no name and goes when it is closed.
+        # `close` closes it; the job's claims live longer than any with-block.
+        file = tempfile.TemporaryFile(prefix="nexudus-claims-")  # noqa: SIM115
+        self._file = cast(BinaryIO, file)
+
+        return self._file
 
     def close(self) -> None:
         """Drop the owned Ids; closing again does nothing."""
         self._closed = True
         self._recent.clear()
-        db, self._db = self._db, None
-        if db is not None:
-            db.close()
+        self._wide.clear()
+        file, self._file = self._file, None
+        if file is not None:
+            file.close()

@@ -36,6 +36,8 @@ __all__ = ["NexudusClient"]
 logger = logging.getLogger(__name__)
 
 _DOCUMENTED_LIMITS: Final = RateLimits.documented()
+#: Sent with every request; a call's own headers override them.
+_BASE_HEADERS: Final = {"Accept": "application/json", "User-Agent": USER_AGENT}
 
 
 class _State(enum.Enum):
@@ -251,11 +253,12 @@ class NexudusClient:
         while True:
             attempt += 1
             credential = await self._credential(call)
-            await self._limiter.acquire(write=call.write)
-            # A slot is counted from the moment it is granted, so nothing slow may come
-            # between it and sending: the token was renewed above if it needed to be,
-            # and asking again costs nothing unless the wait outlived it.
-            credential = await self._credential(call)
+            if await self._limiter.acquire(write=call.write):
+                # A slot is counted from the moment it is granted, so nothing slow
+                # may come between it and sending: the token was renewed above if
+                # it needed to be, and asking again costs nothing unless the wait
+                # outlived it.
+                credential = await self._credential(call)
             try:
                 answer = await self._exchange(session, call, credential, attempt)
                 return interpret(call, answer)
@@ -322,17 +325,13 @@ class NexudusClient:
         credential: str | None,
         attempt: int,
     ) -> Answer:
-        headers = {
-            "Accept": "application/json",
-            "User-Agent": USER_AGENT,
-            **call.headers,
-        }
+        headers = {**_BASE_HEADERS, **call.headers}
         if credential is not None:
             headers["Authorization"] = credential
         if call.content_type is not None:
             headers["Content-Type"] = call.content_type
         started = time.monotonic()
-        outcome = "cancelled"
+        outcome: object = "cancelled"
         try:
             async with session.request(
                 call.method,
@@ -344,20 +343,21 @@ class NexudusClient:
                 allow_redirects=False,
             ) as response:
                 body = await response.read()
-                outcome = str(response.status)
-                return Answer(response.status, response.headers, body)
+                outcome = response.status
+                return Answer(outcome, response.headers, body)
         except (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError) as exc:
             outcome = type(exc).__name__
             raise transport_error(call, exc) from exc
         finally:
-            logger.debug(
-                "%s %s -> %s (attempt %d, %.3fs)",
-                call.method,
-                call.path,
-                outcome,
-                attempt,
-                time.monotonic() - started,
-            )
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "%s %s -> %s (attempt %d, %.3fs)",
+                    call.method,
+                    call.path,
+                    outcome,
+                    attempt,
+                    time.monotonic() - started,
+                )
 
     # --- the token endpoint ----------------------------------------------------------
 

@@ -26,6 +26,7 @@ error.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final, TypeVar, cast, get_args, get_origin
@@ -96,6 +97,11 @@ _DATETIME: Final = re.compile(
 )
 
 
+#: Python 3.11 made ``datetime.fromisoformat`` read a ``Z`` zone and any number of
+#: fraction digits; before that, only the general path below can.
+_FROMISOFORMAT_TAKES_Z: Final = sys.version_info >= (3, 11)
+
+
 def wire_name(attribute: str) -> str:
     """Map a model attribute name to its PascalCase wire name."""
     override_name = _WIRE_NAME_OVERRIDES.get(attribute)
@@ -124,6 +130,16 @@ def parse_datetime(text: str) -> datetime:
     match = _DATETIME.fullmatch(text)
     if match is None:
         raise ValueError("expected an ISO 8601 date-time such as 2025-01-15T10:30:00Z")
+    if _FROMISOFORMAT_TAKES_Z and text[10] == "T" and text[-1] == "Z":
+        # The shape the API sends, read by C code several times faster than the
+        # groups below. The pattern has already refused what fromisoformat would
+        # take and the API never sends; for such text both ways give one result,
+        # down to dropping a 7th fraction digit. An impossible date falls through,
+        # so that its message is the same on every Python.
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     tz = timezone.utc
     if zone is not None and zone not in ("Z", "z"):
@@ -286,9 +302,11 @@ converter: Final[cattrs.Converter] = _build_converter()
 # --- the write result, by hand ----------------------------------------------------------
 
 
-def _fits(value: Any, kind: type) -> bool:
-    """Whether an optional wire value is null or exactly of ``kind``."""
-    return value is None or type(value) is kind
+#: The types a JSON decoder gives for an optional value of each kind.
+_TEXT_OR_NULL: Final = frozenset({str, type(None)})
+_FLAG_OR_NULL: Final = frozenset({bool, type(None)})
+_INTEGER_OR_NULL: Final = frozenset({int, type(None)})
+_OBJECT_OR_NULL: Final = frozenset({dict, type(None)})
 
 
 def _field_errors_by_hand(errors: Any) -> tuple[FieldError, ...] | None:
@@ -302,7 +320,7 @@ def _field_errors_by_hand(errors: Any) -> tuple[FieldError, ...] | None:
         if type(item) is not dict:
             return None
         name, message = item.get("PropertyName"), item.get("Message")
-        if not (_fits(name, str) and _fits(message, str)):
+        if type(name) not in _TEXT_OR_NULL or type(message) not in _TEXT_OR_NULL:
             return None
         built.append(FieldError(name, message, item.get("AttemptedValue")))
 
@@ -324,16 +342,18 @@ def _write_result_by_hand(data: Any) -> WriteResult | None:
     message, updated_by = get("Message"), get("UpdatedBy")
     redirect_url, javascript = get("RedirectURL"), get("JavaScript")
     open_in_dialog, open_in_window = get("OpenInDialog"), get("OpenInWindow")
+    # Type lookups in small sets rather than a call per field: this runs once per
+    # create, and bulk jobs make many.
     if not (
         type(was_successful) is bool
-        and _fits(status, int)
-        and _fits(value, dict)
-        and _fits(message, str)
-        and _fits(updated_by, str)
-        and _fits(redirect_url, str)
-        and _fits(javascript, str)
-        and _fits(open_in_dialog, bool)
-        and _fits(open_in_window, bool)
+        and type(status) in _INTEGER_OR_NULL
+        and type(value) in _OBJECT_OR_NULL
+        and type(message) in _TEXT_OR_NULL
+        and type(updated_by) in _TEXT_OR_NULL
+        and type(redirect_url) in _TEXT_OR_NULL
+        and type(javascript) in _TEXT_OR_NULL
+        and type(open_in_dialog) in _FLAG_OR_NULL
+        and type(open_in_window) in _FLAG_OR_NULL
     ):
         return None
     stamp, updated_on = get("UpdatedOn"), None
@@ -348,19 +368,21 @@ def _write_result_by_hand(data: Any) -> WriteResult | None:
     if errors is None:
         return None
 
+    # Positional, in the model's field order, as keywords cost a third more here;
+    # the tests that compare this path with the converter's would catch a swap.
     return WriteResult(
-        was_successful=was_successful,
-        status=status,
-        message=message,
+        was_successful,
+        status,
+        message,
         # A copy, as the converter makes: the model must not share the document.
-        value=None if value is None else dict(value),
-        open_in_dialog=open_in_dialog,
-        open_in_window=open_in_window,
-        redirect_url=redirect_url,
-        javascript=javascript,
-        updated_on=updated_on,
-        updated_by=updated_by,
-        errors=errors,
+        None if value is None else dict(value),
+        open_in_dialog,
+        open_in_window,
+        redirect_url,
+        javascript,
+        updated_on,
+        updated_by,
+        errors,
     )
 
 

@@ -153,24 +153,35 @@ class RateLimiter:
     def __repr__(self) -> str:
         return f"RateLimiter(limits={self._limits!r})"
 
-    async def acquire(self, *, write: bool) -> None:
+    async def acquire(self, *, write: bool) -> bool:
         """Wait until one more request may go, and count it as sent.
 
         Args:
             write: Whether the request is a write (POST, PUT, DELETE).
 
+        Returns:
+            Whether it had to wait; False when the request could go at once.
+
         Raises:
             QuotaExhaustedError: The windows would hold the request longer than
                 ``RateLimits.max_wait``. Nothing is counted.
         """
+        now = self._clock()
+        if not self._sent and not self._held and now >= self._pause_until:
+            # No windows (limits off) and no pause: what the loop below would
+            # conclude at once, without its bookkeeping on every request.
+            self._last_admit = now
+            return False
+
         # The restart after a pause lasts only until every request the pause held is
         # out, and a pause that held none needs no restart. Counting whoever is
         # waiting instead would never end it under a busy job, where each request
         # just sent is soon back waiting for the next slot.
-        held = False
+        held, waited = False, False
         try:
             while True:
-                now = self._clock()
+                if waited:
+                    now = self._clock()
                 window_ready = self._window_ready(write)
                 still_held = self._held_by_pause(held, now, window_ready)
                 self._held += int(still_held) - int(held)
@@ -181,11 +192,12 @@ class RateLimiter:
                         held = False
                         self._held -= 1
                     self._admit(write, now)
-                    return
+                    return waited
                 self._check_max_wait(write, window_ready - now)
                 # Whatever else holds it, wake when the pause ends to take stock.
                 wake = self._pause_until if now < self._pause_until else ready
                 await self._sleep(wake - now)
+                waited = True
         finally:
             # Cancelled or refused while held: the restart must not wait for it.
             if held:

@@ -12,6 +12,7 @@ from collections.abc import (
     Sequence,
 )
 from datetime import datetime, timezone
+from types import MappingProxyType
 from typing import Any, Final, Literal
 
 import attrs
@@ -39,6 +40,7 @@ _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 _WRITES: Final = frozenset({"POST", "PUT", "DELETE"})
 _ENTITY: Final = "CrmOpportunityImportFile"
 _JSON: Final = "application/json"
+_NO_HEADERS: Final[Mapping[str, str]] = MappingProxyType({})
 # The list endpoint reads range filters to the minute.
 _FILTER_TIME: Final = "%Y-%m-%dT%H:%M"
 
@@ -66,7 +68,7 @@ class Call:
     params: Mapping[str, str] | None = None
     body: bytes | None = None
     content_type: str | None = None
-    headers: Mapping[str, str] = attrs.field(factory=dict)
+    headers: Mapping[str, str] = _NO_HEADERS
     authenticated: bool = True
     idempotent: bool = attrs.field()
     expect: Expect = "json"

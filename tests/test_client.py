@@ -945,6 +945,49 @@ class TestAuthFlows:
         }
         assert len(reads) == 20
 
+    async def test_token_that_expires_while_paced_is_renewed_before_sending(
+        self, fake_time: FakeTime, fake_api: FakeAPI, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A request held by the rate limiter asks for the credential again.
+
+        The token is good when the request starts and expiring by the time the
+        limiter lets it go: the request carries the renewed token, not the stale
+        one, and does not meet a 401 first.
+        """
+        fake_api.on("POST", TOKEN, token_answer(1), token_answer(2))
+        fake_api.on("GET", f"{ITEMS}/7", Reply(json=RECORD))
+        held = False
+        sleep = fake_time.sleep
+
+        async def sleep_then_expire(seconds: float) -> None:
+            nonlocal held
+            await sleep(seconds)
+            held = True
+
+        real_is_expired = Token.is_expired
+
+        def is_expired(
+            token: Token, *, now: datetime | None = None, leeway: float = 0.0
+        ) -> bool:
+            first = token.access_token == f"{SECRET_ACCESS}-1"
+            return (held and first) or real_is_expired(token, now=now, leeway=leeway)
+
+        monkeypatch.setattr(Token, "is_expired", is_expired)
+        async with NexudusClient(
+            auth=PasswordAuth("a@example.com", "pw"),
+            base_url=FAKE_BASE,
+            rate_limits=RateLimits([Window(2, 60.0)]),
+            retry=NO_JITTER,
+            sleep=sleep_then_expire,
+            clock=fake_time.clock,
+        ) as client:
+            # The token request and the first read fill the window.
+            await client.import_files.get(7)
+            await client.import_files.get(7)
+        used = [r.headers["Authorization"] for r in fake_api.seen("GET")]
+        assert used == [f"Bearer {SECRET_ACCESS}-1", f"Bearer {SECRET_ACCESS}-2"]
+        assert held
+
     async def test_revoked_token_one_refresh_then_success(
         self, fake_time: FakeTime, fake_api: FakeAPI
     ) -> None:

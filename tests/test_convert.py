@@ -11,6 +11,7 @@ from typing import Any
 import cattrs
 import pytest
 
+from nexudus_async import _convert as convert_module
 from nexudus_async._convert import (
     _wire_error as _converter_error,
 )
@@ -575,6 +576,53 @@ class TestParseDatetime:
         record = from_wire(ImportFile, _record(CreatedOn=text))
         assert record.created_on is not None
         assert record.created_on.tzinfo is not None
+
+    def test_fast_path_agrees_with_the_general_one(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The usual Z-suffixed shape gives what the general parser gives.
+
+        Seeded random stamps, including leap days, impossible dates, 24:00 and
+        fractions of 1 to 7 digits: each is parsed with the fast path allowed
+        and with it switched off, and both must agree on the value or on the
+        refusal.
+        """
+        rng = random.Random(20261203)
+        texts = [
+            "2024-02-29T23:59:59.9999999Z",
+            "2025-02-29T10:00:00Z",
+            "2025-01-15T24:00:00Z",
+            "2025-01-15T10:30:60Z",
+            "2025-01-15t10:30:00Z",
+            "2025-01-15T10:30:00,5Z",
+            "2025-01-15T10:30:00z",
+        ]
+        for _ in range(800):
+            seconds = rng.choice(["", f":{rng.randrange(62):02d}"])
+            fraction = ""
+            if seconds and rng.random() < 0.7:
+                digits = rng.randrange(1, 8)
+                fraction = rng.choice(".,") + str(rng.randrange(10**digits)).zfill(
+                    digits
+                )
+            texts.append(
+                f"{rng.randrange(1, 10000):04d}-{rng.randrange(1, 14):02d}-"
+                f"{rng.randrange(1, 33):02d}T{rng.randrange(26):02d}:"
+                f"{rng.randrange(61):02d}{seconds}{fraction}Z"
+            )
+
+        def outcome(text: str) -> object:
+            try:
+                parsed = parse_datetime(text)
+            except ValueError as exc:
+                return ("refused", str(exc))
+            return (parsed, parsed.utcoffset())
+
+        fast = [outcome(text) for text in texts]
+        monkeypatch.setattr(convert_module, "_FROMISOFORMAT_TAKES_Z", False)
+        general = [outcome(text) for text in texts]
+        assert fast == general
+        assert sum(1 for result in fast if result[0] != "refused") > 200
 
     def test_wire_round_trip_keeps_the_instant(self) -> None:
         """Formatting then parsing gives back the same instant."""

@@ -65,6 +65,23 @@ class TestSlidingWindows:
         assert await _admit_times(limiter, fake_time, [True] * 50) == [0.0] * 50
         assert fake_time.sleeps == []
 
+    @pytest.mark.parametrize("windows", [(), (Window(2, 10.0),)])
+    async def test_acquire_tells_whether_it_waited(
+        self, fake_time: FakeTime, windows: tuple[Window, ...]
+    ) -> None:
+        """False when the request goes at once, True after a window or a pause held it.
+
+        The client asks for the credential again only after a wait, so a wrong
+        False here could send a token that expired while the request was held.
+        """
+        limiter = _limiter(fake_time, *windows)
+        assert await limiter.acquire(write=True) is False
+        limiter.pause(3.0)
+        assert await limiter.acquire(write=True) is True
+        assert fake_time.sleeps
+        fake_time.now += 100.0
+        assert await limiter.acquire(write=False) is False
+
     async def test_request_counts_for_exactly_the_window(
         self, fake_time: FakeTime
     ) -> None:
