@@ -46,7 +46,8 @@ _REFUSALS: Final = frozenset({400, 401, 403})
 _EXCERPT_BYTES: Final = 2000
 
 
-@attrs.frozen
+# Not frozen, for the same reason as `Call`: one per response, never changed.
+@attrs.define
 class Answer:
     """A response as received: status, headers and the whole body."""
 

@@ -158,6 +158,10 @@ def prepare(item: Any, position: int, keys: KeySource | None) -> Attempt:
         position: The item's 0-based position in the input.
         keys: Where journal keys come from; None when there is no journal.
     """
+    if type(item) is ImportFileCreate and keys is None:
+        # The usual record of a job without a journal: nothing to check or key.
+        return Attempt(position, None, item, item)
+
     if isinstance(item, SourceRecord):
         return Attempt(
             index=item.index,
@@ -396,7 +400,10 @@ class Settler:
     ) -> Outcome:
         """A created or skipped outcome whose Id is now this record's."""
         self._claims.claim(id)
-        return a.outcome(kind, id=id, message=message, reconciled=reconciled)
+        # Built here rather than through `Attempt.outcome`: one per created record.
+        return Outcome(
+            kind, a.index, a.line, a.record, id, (), message, None, reconciled
+        )
 
     def _owned_by_other(self, a: Attempt) -> Callable[[int], bool]:
         key = a.key

@@ -34,15 +34,6 @@ _FITS_64_BITS: Final = (-(2**63), 2**63 - 1)
 _SCAN_BYTES: Final = _ID_BYTES * 65536
 
 
-class _Turn:
-    """The records of one pair waiting for the one that holds the turn."""
-
-    __slots__ = ("waiting",)
-
-    def __init__(self) -> None:
-        self.waiting: deque[anyio.Event] = deque()
-
-
 class Claims:
     """The Ids owned by the records of one job, and the turns of records by pair.
 
@@ -63,7 +54,9 @@ class Claims:
         self._file: BinaryIO | None = None
         self._wide: set[int] = set()
         self._closed = False
-        self._turns: dict[_Pair, _Turn] = {}
+        # The pairs being settled, each with the records waiting for its turn; the
+        # queue is made only when a second record of the pair comes.
+        self._turns: dict[_Pair, deque[anyio.Event] | None] = {}
         self._recent: set[int] = set()
 
     # --- turns -------------------------------------------------------------------
@@ -76,7 +69,7 @@ class Claims:
         """
         if pair in self._turns:
             return False
-        self._turns[pair] = _Turn()
+        self._turns[pair] = None
         return True
 
     async def take_turn(self, pair: _Pair) -> None:
@@ -88,14 +81,16 @@ class Claims:
         record would be lost. Only records that share a pair wait; in most inputs
         there are none.
         """
-        turn = self._turns.get(pair)
-        if turn is None:
+        if pair not in self._turns:
             # The common case costs one dict entry: no lock, no event, no await.
-            self._turns[pair] = _Turn()
+            self._turns[pair] = None
             return
 
+        waiting = self._turns[pair]
+        if waiting is None:
+            waiting = self._turns[pair] = deque()
         handed_over = anyio.Event()
-        turn.waiting.append(handed_over)
+        waiting.append(handed_over)
         try:
             await handed_over.wait()
         except BaseException:
@@ -105,14 +100,14 @@ class Claims:
             if handed_over.is_set():
                 self.end_turn(pair)
             else:
-                turn.waiting.remove(handed_over)
+                waiting.remove(handed_over)
             raise
 
     def end_turn(self, pair: _Pair) -> None:
         """Let the next record with this pair go on, in the order they came."""
-        turn = self._turns[pair]
-        if turn.waiting:
-            turn.waiting.popleft().set()
+        waiting = self._turns[pair]
+        if waiting:
+            waiting.popleft().set()
         else:
             del self._turns[pair]
 

@@ -252,13 +252,14 @@ class NexudusClient:
         attempt, renewed = 0, False
         while True:
             attempt += 1
-            credential = await self._credential(call)
-            if await self._limiter.acquire(write=call.write):
+            auth = self._auth if call.authenticated else None
+            credential = None if auth is None else await auth.header()
+            if await self._limiter.acquire(write=call.write) and auth is not None:
                 # A slot is counted from the moment it is granted, so nothing slow
                 # may come between it and sending: the token was renewed above if
                 # it needed to be, and asking again costs nothing unless the wait
                 # outlived it.
-                credential = await self._credential(call)
+                credential = await auth.header()
             try:
                 answer = await self._exchange(session, call, credential, attempt)
                 return interpret(call, answer)
@@ -280,10 +281,10 @@ class NexudusClient:
                     raise
                 await self._wait_before_retry(call, error, attempt)
 
-    async def _credential(self, call: Call) -> str | None:
-        return await self._auth.header() if call.authenticated else None
-
     def _open_session(self) -> aiohttp.ClientSession:
+        session = self._session
+        if self._state is _State.OPEN and session is not None and not session.closed:
+            return session
         if self._state is _State.NEW:
             raise ClientStateError(
                 "NexudusClient is not open: use 'async with NexudusClient(...)' "
@@ -291,13 +292,8 @@ class NexudusClient:
             )
         if self._state is _State.CLOSED:
             raise ClientStateError("NexudusClient is closed")
-        assert self._session is not None
-        if self._session.closed:
-            raise ClientStateError(
-                "the aiohttp session given to NexudusClient is closed"
-            )
 
-        return self._session
+        raise ClientStateError("the aiohttp session given to NexudusClient is closed")
 
     async def _wait_before_retry(
         self, call: Call, error: NexudusError, attempt: int

@@ -7,6 +7,7 @@ API's PascalCase wire names. Every model is frozen and slotted.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, Generic, TypeVar
 
@@ -29,10 +30,10 @@ __all__ = [
 T = TypeVar("T")
 
 
-# Validators of the request models. A wrong type there is a programming mistake,
-# so it fails at construction, naming the field, rather than at send time with a
-# server error or not at all. They stay this cheap because bulk jobs build one
-# model per record.
+# Checks of the request models. A wrong type there is a programming mistake, so it
+# fails at construction, naming the field, rather than at send time with a server
+# error or not at all. Bulk jobs build one model per record, so the models test the
+# usual shape at once and call these, field by field, only when that test fails.
 
 
 def _integer(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -60,6 +61,25 @@ def _optional_flag(instance: Any, attribute: attrs.Attribute[Any], value: Any) -
         )
 
 
+#: The check of each field of the request models.
+_REQUEST_CHECKS: dict[str, Callable[[Any, attrs.Attribute[Any], Any], None]] = {
+    "id": _integer,
+    "business_id": _integer,
+    "name": _text,
+    "new_file_data_url": _optional_text,
+    "clear_file_data_file": _optional_flag,
+    "imported": _optional_flag,
+}
+
+
+def _check_request(instance: Any) -> None:
+    """Run each field's check in field order; the first wrong field raises."""
+    for attribute in attrs.fields(type(instance)):
+        _REQUEST_CHECKS[attribute.name](
+            instance, attribute, getattr(instance, attribute.name)
+        )
+
+
 class SortDirection(enum.Enum):
     """Order of a listing; the value is what the ``dir`` query parameter carries."""
 
@@ -83,13 +103,21 @@ class ImportFileCreate:
         imported: Whether the file counts as imported.
     """
 
-    business_id: int = attrs.field(validator=_integer)
-    name: str = attrs.field(validator=_text)
-    new_file_data_url: str | None = attrs.field(default=None, validator=_optional_text)
-    clear_file_data_file: bool | None = attrs.field(
-        default=None, validator=_optional_flag
-    )
-    imported: bool | None = attrs.field(default=None, validator=_optional_flag)
+    business_id: int
+    name: str
+    new_file_data_url: str | None = None
+    clear_file_data_file: bool | None = None
+    imported: bool | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not (
+            type(self.business_id) is int
+            and type(self.name) is str
+            and self.new_file_data_url is None
+            and self.clear_file_data_file is None
+            and self.imported is None
+        ):
+            _check_request(self)
 
 
 @attrs.frozen
@@ -109,14 +137,16 @@ class ImportFileUpdate:
         imported: Whether the file counts as imported.
     """
 
-    id: int = attrs.field(validator=_integer)
-    business_id: int = attrs.field(validator=_integer)
-    name: str = attrs.field(validator=_text)
-    new_file_data_url: str | None = attrs.field(default=None, validator=_optional_text)
-    clear_file_data_file: bool | None = attrs.field(
-        default=None, validator=_optional_flag
-    )
-    imported: bool | None = attrs.field(default=None, validator=_optional_flag)
+    id: int
+    business_id: int
+    name: str
+    new_file_data_url: str | None = None
+    clear_file_data_file: bool | None = None
+    imported: bool | None = None
+
+    def __attrs_post_init__(self) -> None:
+        # Updates are rare; the field by field checks are enough.
+        _check_request(self)
 
 
 @attrs.frozen
@@ -205,6 +235,8 @@ class WriteResult:
         if self.value is None:
             return None
         found = self.value.get("Id")
+        if type(found) is int:
+            return found
         # bool is an int subclass; a flag is never an id.
         if isinstance(found, int) and not isinstance(found, bool):
             return found

@@ -45,7 +45,9 @@ _NO_HEADERS: Final[Mapping[str, str]] = MappingProxyType({})
 _FILTER_TIME: Final = "%Y-%m-%dT%H:%M"
 
 
-@attrs.frozen
+# Not frozen, though nothing changes one once built: one is made per request, and a
+# frozen class pays a call per field to get around its own guard.
+@attrs.define
 class Call:
     """One logical API call, sent once or more by the client.
 

@@ -302,6 +302,37 @@ class TestToWire:
             to_wire({"BusinessId": 1})
 
 
+class TestCreateBodyByHand:
+    @pytest.mark.parametrize("url", [None, "", "https://x.example/f.csv"])
+    @pytest.mark.parametrize("clear", [None, True, False])
+    @pytest.mark.parametrize("imported", [None, True, False])
+    def test_matches_the_converter(
+        self, url: str | None, clear: bool | None, imported: bool | None
+    ) -> None:
+        """Every mix of set and unset optionals gives the converter's body, key order too."""
+        record = ImportFileCreate(2**70, "Ünïcode \u2028 name", url, clear, imported)
+        by_hand = to_wire(record)
+        assert by_hand == converter.unstructure(record)
+        assert list(by_hand) == list(converter.unstructure(record))
+        assert dumps(by_hand) == dumps(converter.unstructure(record))
+
+    def test_subclass_values_are_sent_as_plain_values(self) -> None:
+        """An int or str subclass, which the model accepts, is encoded as its value."""
+
+        class Number(int):
+            def __int__(self) -> int:
+                return 99
+
+        class Text(str):
+            def __str__(self) -> str:
+                return "not this"
+
+        record = ImportFileCreate(Number(5), Text("a"), Text("https://x"))
+        assert dumps(to_wire(record)) == (
+            b'{"BusinessId":5,"Name":"a","NewFileDataUrl":"https://x"}'
+        )
+
+
 class TestFromWireTolerance:
     def test_extra_keys_are_ignored(self) -> None:
         """Keys the models do not know, at any level, do not break parsing."""

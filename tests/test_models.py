@@ -128,6 +128,27 @@ class TestPayloadTypes:
         )
         assert (payload.id, payload.imported) == (2**70, True)
 
+    def test_subclasses_pass_where_the_checks_allow_them(self) -> None:
+        """An int or str subclass is accepted (bool is not), optionals included."""
+
+        class Number(int):
+            pass
+
+        class Text(str):
+            pass
+
+        payload = ImportFileCreate(Number(3), Text("a"), Text("https://x"), True)
+        assert payload.business_id == 3
+        with pytest.raises(TypeError, match=r"^business_id must be an int, not bool"):
+            ImportFileCreate(True, "a")  # type: ignore[arg-type]
+
+    def test_first_wrong_field_in_order_is_named(self) -> None:
+        """With several wrong fields, the error names the first in field order."""
+        with pytest.raises(TypeError, match=r"^name must be a str"):
+            ImportFileCreate(1, 2, imported="no")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"^new_file_data_url must be"):
+            ImportFileCreate(1, "a", 5, imported="no")  # type: ignore[arg-type]
+
     def test_evolve_is_checked_too(self) -> None:
         """A changed copy is checked like a new payload."""
         with pytest.raises(TypeError, match=r"^name must be a str"):
