@@ -39,6 +39,7 @@ from ._io import RecordKeys, SourceRecord
 from ._models import ImportFileCreate
 from ._outcomes import BulkReport, Outcome, OutcomeKind
 from ._progress import Progress, ProgressCallback, ProgressTracker
+from ._sending import SendState, send_state
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -94,11 +95,12 @@ class BulkJob:
     Iterating the job yields one `Outcome` per input record, in the order records
     finish. Leaving the ``async with`` block before the last outcome (``break``, an
     exception, a cancellation) stops the job: creates in flight are cancelled and
-    end ``unknown``, the rest of the input is read and marked ``not_attempted``
-    (for at most ``drain_timeout`` seconds), and each of those outcomes still
-    reaches the journal, the progress callback and ``on_outcome``. To stop and
-    still see every outcome in the loop, call `cancel` (or `stop`) and keep
-    iterating.
+    end ``unknown`` (those the client still held, waiting for its rate limiter or
+    a token, end ``not_attempted``), the rest of the input is read and marked
+    ``not_attempted`` (for at most ``drain_timeout`` seconds), and each of those
+    outcomes still reaches the journal, the progress callback and ``on_outcome``.
+    To stop and still see every outcome in the loop, call `cancel` (or `stop`)
+    and keep iterating.
 
     If reading the input raises, the records read before finish, and then the
     iteration raises that exception.
@@ -281,8 +283,10 @@ class BulkJob:
     def cancel(self, reason: str = "the job was cancelled") -> None:
         """Stop at once: creates in flight are cancelled and end ``unknown``.
 
-        Records not yet started end ``not_attempted`` with ``reason``. Keep
-        iterating to receive their outcomes; the iteration then ends normally.
+        Records not yet started end ``not_attempted`` with ``reason``, and so do
+        those whose create the client still held unsent, waiting for its rate
+        limiter or a token. Keep iterating to receive their outcomes; the
+        iteration then ends normally.
         """
         self._abort(reason, quiet=True)
 
@@ -374,6 +378,10 @@ class BulkJob:
     async def _worker(self, send: MemoryObjectSendStream[Outcome]) -> None:
         settler = self._settler
         attempt: Attempt | None = None
+        # The client reports into this how far the create in hand got, so that a
+        # cancelled one it never sent ends not attempted. Set in this task, it is
+        # seen by everything the task awaits and by no other worker.
+        send_state.set(SendState())
         with send:
             while True:
                 # One cancel scope per worker rather than per record, for speed.
@@ -531,7 +539,11 @@ class BulkJob:
         """Account for one settled record: journal, stop policy, progress, hook."""
         kind = outcome.kind
         # A record not attempted changed nothing on the server: an entry an earlier
-        # run left "sending" stays so, to be reconciled next time.
+        # run left "sending" stays so, to be reconciled next time. So does the mark
+        # this run wrote before a create the client then never sent (cancelled
+        # while it waited for the rate limiter or a token): clearing it would rest
+        # the next run's safety on that claim alone, where leaving it costs that
+        # run one lookup of the record.
         if (
             self._journal is not None
             and attempt.key is not None
@@ -658,7 +670,9 @@ def bulk_create(
       refused (which also stops the job).
     * ``unknown``: the create may have been stored and a lookup could not settle
       it (the lookup failed, or only a near-identical name was found), or the job
-      was cancelled while it was in flight.
+      was cancelled while it was in flight. A create the client still held when
+      the job was cancelled (waiting for its rate limiter or a token, nothing
+      sent) ends ``not_attempted`` instead.
     * ``skipped``: not sent: the journal says an earlier run created (or rejected)
       it, or ``skip_existing`` found it on the server (under an Id no other
       input record owns). One rejected earlier carries that run's ``errors``.

@@ -46,6 +46,7 @@ from ._io import SourceRecord
 from ._lookup import AmbiguousMatch, Lister, find_stored
 from ._models import FieldError, ImportFileCreate, WriteResult
 from ._outcomes import Outcome, OutcomeKind
+from ._sending import UNTRACKED, WAITING, SendState, send_state
 from ._validate import validate_create
 
 if TYPE_CHECKING:
@@ -120,6 +121,10 @@ class Attempt:
     #: Left in flight by an earlier run: until when (wall clock, epoch seconds)
     #: that run's create may still land.
     settle_at: float | None = None
+    #: Where the client reports how far this run's latest create of the record
+    #: got: the worker's state, reset for each send. None before the first send,
+    #: and outside a worker.
+    sending: SendState | None = None
 
     def outcome(
         self,
@@ -323,7 +328,11 @@ class Settler:
     def interrupted(self, a: Attempt) -> Outcome:
         """The outcome of a record whose settling was cancelled midway."""
         reason = self._job.stop_reason or "the job was interrupted"
-        if a.unsure:
+        # Only the client's own word that it still held the create, waiting for
+        # its rate limiter or a token, makes an unsure record one that was not
+        # sent. Without that word (a creator that does not report, or a record
+        # left unsure by a lost answer or an earlier run) it may have landed.
+        if a.unsure and (a.sending is None or a.sending.phase is not WAITING):
             return a.outcome(
                 OutcomeKind.UNKNOWN, message=f"{reason} while the create was in flight"
             )
@@ -373,6 +382,11 @@ class Settler:
                 a.sends += 1
                 a.unsure = True
                 a.sent_at = time.monotonic()
+                # The client reports into the worker's state, when there is one,
+                # how far this create gets; what an earlier one got to is void.
+                sending = a.sending = send_state.get()
+                if sending is not None:
+                    sending.phase = UNTRACKED
                 try:
                     result = await self._files.create(payload)
                 except Exception as exc:

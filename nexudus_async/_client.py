@@ -30,6 +30,7 @@ from ._errors import (
 from ._limiter import RateLimiter, RateLimits
 from ._resource import Call, ImportFiles
 from ._retry import RetryPolicy, retry_delay, should_retry
+from ._sending import SENT, WAITING, SendState, send_state
 
 __all__ = ["NexudusClient"]
 
@@ -249,9 +250,24 @@ class NexudusClient:
             NexudusError: One of its subclasses, as the class documents.
         """
         session = self._open_session()
+        # Whoever asked (a bulk worker) learns whether a cancelled call was sent.
+        # Only a call that must not be repeated is tracked: a lookup, or the token
+        # request a create makes on its way in this same task, says nothing about
+        # whether the create left.
+        sending = None if call.idempotent else send_state.get()
+        if sending is not None and sending.phase is SENT:
+            # An earlier call under this state may have reached the server;
+            # nothing this one does can take that back.
+            sending = None
         attempt, renewed = 0, False
         while True:
             attempt += 1
+            if sending is not None:
+                # Nothing of this attempt has left, and a call that must not be
+                # repeated is only tried again after an answer that means the
+                # server did not act on it: a throttle, a 401, a connection that
+                # never opened (see `should_retry`).
+                sending.phase = WAITING
             auth = self._auth if call.authenticated else None
             credential = None if auth is None else await auth.header()
             if await self._limiter.acquire(write=call.write) and auth is not None:
@@ -261,7 +277,9 @@ class NexudusClient:
                 # outlived it.
                 credential = await auth.header()
             try:
-                answer = await self._exchange(session, call, credential, attempt)
+                answer = await self._exchange(
+                    session, call, credential, attempt, sending
+                )
                 return interpret(call, answer)
             except AuthenticationError:
                 # A 401 means the request was not processed, whatever its method.
@@ -320,6 +338,7 @@ class NexudusClient:
         call: Call,
         credential: str | None,
         attempt: int,
+        sending: SendState | None,
     ) -> Answer:
         headers = {**_BASE_HEADERS, **call.headers}
         if credential is not None:
@@ -328,6 +347,9 @@ class NexudusClient:
             headers["Content-Type"] = call.content_type
         started = time.monotonic()
         outcome: object = "cancelled"
+        if sending is not None:
+            # From here the request may reach the server.
+            sending.phase = SENT
         try:
             async with session.request(
                 call.method,

@@ -18,8 +18,9 @@ The steps, in the order a user meets their failures:
 
 A first SIGINT or SIGTERM cancels the job: creates in flight end ``unknown`` (the
 journal still says ``sending``, so the next run looks them up), the rest end
-``not_attempted``, every one of them is written, and the summary follows. A second
-signal exits at once.
+``not_attempted`` (creates the client still held unsent, waiting for the rate limiter
+or a token, among them), every one of them is written, and the summary follows. A
+second signal exits at once.
 """
 
 from __future__ import annotations

@@ -1050,6 +1050,102 @@ class TestCancellation:
         assert all("in flight" in (o.message or "") for o in unknown)
         assert job.stop_reason == "the job was cancelled"
 
+    async def test_creates_the_client_still_holds_end_not_attempted(self) -> None:
+        """cancel(): the create at the server is unknown, those the limiter holds not."""
+        from nexudus_async._limiter import RateLimits, Window
+        from nexudus_async.emulator import Emulator, EmulatorConfig, Faults, Limits
+
+        held = ["held-1", "held-2", "held-3"]
+        records = [ImportFileCreate(1, name) for name in ["slow", "fast", *held]]
+        # The server sits on "slow". The client lets two requests a minute go, so
+        # once "slow" and "fast" are out every other create waits in its limiter.
+        faults = Faults(by_name={"slow": ("delay:30",)})
+        config = EmulatorConfig(limits=Limits.off(), faults=faults)
+        outcomes: list[Outcome] = []
+        async with (
+            Emulator(config) as emulator,
+            _client(emulator, rate_limits=RateLimits([Window(2, 60.0)])) as client,
+        ):
+            async with bulk_create(client, records, concurrency=4) as job:
+                async for outcome in job:
+                    outcomes.append(outcome)
+                    if outcome.kind is OutcomeKind.CREATED:
+                        job.cancel()
+            stored = [row["Name"] for row in emulator.records.values()]
+            requests = emulator.stats.requests
+
+        found = {o.record.name: o for o in outcomes}
+        assert found["fast"].kind is OutcomeKind.CREATED
+        assert found["slow"].kind is OutcomeKind.UNKNOWN
+        assert "in flight" in (found["slow"].message or "")
+        for name in held:
+            assert found[name].kind is OutcomeKind.NOT_ATTEMPTED
+            assert found[name].message == "the job was cancelled"
+        assert len(outcomes) == 5
+        assert stored == ["fast"]
+        assert requests == 2
+
+    async def test_a_journaled_create_never_sent_is_created_by_the_next_run(
+        self, tmp_path: Path
+    ) -> None:
+        """Held unsent at the cancel: the journal keeps it sending, the re-run creates it."""
+        from nexudus_async._limiter import RateLimits, Window
+        from nexudus_async.emulator import Emulator, EmulatorConfig, Limits
+
+        names = ["a", "b", "c", "d", "e"]
+        source = write_jsonl(tmp_path / "in.jsonl", names)
+        keys = read_keys(source)
+        first: list[Outcome] = []
+        async with Emulator(EmulatorConfig(limits=Limits.off())) as emulator:
+            with Journal(tmp_path / "j.sqlite", synchronous="normal") as journal:
+                limits = RateLimits([Window(2, 60.0)])
+                async with _client(emulator, rate_limits=limits) as client:
+                    with open_records(source) as reader:
+                        async with bulk_create(
+                            client, reader, concurrency=3, journal=journal
+                        ) as job:
+                            async for outcome in job:
+                                first.append(outcome)
+                                if len(first) == 2:
+                                    job.cancel()
+                entries = {name: journal.state(key) for name, key in keys.items()}
+                async with _client(emulator) as client:
+                    with open_records(source) as reader:
+                        again = await run(client.import_files, reader, journal=journal)
+            stored = sorted(row["Name"] for row in emulator.records.values())
+
+        assert kinds(first) == {"created": 2, "not_attempted": 3}
+        created = {o.record.raw["Name"] for o in first if o.kind is OutcomeKind.CREATED}
+        marks = {n: None if e is None else e.state for n, e in entries.items()}
+        # Never sent, so never marked done: each left sending (or not yet marked,
+        # if the cancel came first) is looked up by the next run, then sent.
+        for name in names:
+            assert marks[name] in (
+                ("created",) if name in created else ("sending", None)
+            )
+        assert list(marks.values()).count("sending") >= 1
+        assert {o.record.raw["Name"]: o.kind.value for o in again} == {
+            n: "skipped" if n in created else "created" for n in names
+        }
+        assert not any(o.reconciled for o in again)
+        assert stored == names
+
+    async def test_a_creator_that_is_not_the_client_leaves_them_unknown(
+        self,
+    ) -> None:
+        """A create cut short in a creator that does not report is unknown."""
+        files = FakeFiles(latency=60.0)
+        outcomes: list[Outcome] = []
+        async with bulk_create(FakeClient(files), payloads(3), concurrency=3) as job:
+            while files.in_flight < 3:
+                await anyio.lowlevel.checkpoint()
+            job.cancel()
+            async for outcome in job:
+                outcomes.append(outcome)
+
+        assert kinds(outcomes) == {"unknown": 3}
+        assert all("in flight" in (o.message or "") for o in outcomes)
+
     async def test_stop_lets_in_flight_creates_finish(self) -> None:
         """stop(): creates in flight finish as created; no unknowns."""
         files = FakeFiles(latency=0.02)
@@ -1659,15 +1755,15 @@ class TestSettleTime:
             bulk_create(FakeClient(FakeFiles()), [], settle_time=-1.0)
 
 
-def _client(emulator: Any, *, timeout: float = 5.0) -> Any:
-    """A real client for an in-process emulator, without pacing."""
+def _client(emulator: Any, *, timeout: float = 5.0, rate_limits: Any = None) -> Any:
+    """A real client for an in-process emulator, without pacing unless given."""
     from nexudus_async._auth import BasicAuth
     from nexudus_async._client import NexudusClient
 
     return NexudusClient(
         auth=BasicAuth("admin@example.com", "password"),
         base_url=emulator.base_url,
-        rate_limits=None,
+        rate_limits=rate_limits,
         timeout=timeout,
     )
 

@@ -1,13 +1,21 @@
-"""Tests for how the bulk creator reads input items and classifies create errors."""
+"""Tests for how the bulk creator reads input items, classifies create errors and
+settles a record cut short."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from nexudus_async._bulk_record import Verdict, prepare, verdict
+from nexudus_async._bulk_record import (
+    Attempt,
+    SettleOptions,
+    Settler,
+    Verdict,
+    prepare,
+    verdict,
+)
 from nexudus_async._errors import (
     APIStatusError,
     AuthenticationError,
@@ -32,6 +40,8 @@ from nexudus_async._errors import (
 )
 from nexudus_async._io import RecordKeys, SourceRecord
 from nexudus_async._models import FieldError, ImportFileCreate, WriteResult
+from nexudus_async._outcomes import OutcomeKind
+from nexudus_async._sending import Phase, SendState
 
 P = {"method": "POST", "path": "/api/crm/crmopportunityimportfiles"}
 
@@ -163,3 +173,52 @@ RESUME = datetime(2030, 1, 1, tzinfo=timezone.utc)
 def test_verdicts(error: Exception, expected: Verdict) -> None:
     """Each error a create can raise maps to what it means for the record."""
     assert verdict(error) is expected
+
+
+class CancelledJob:
+    """A job the caller cancelled, as a settler sees it."""
+
+    running = False
+    stop_reason = "the job was cancelled"
+    resume_at = None
+
+    def halt(self, reason: str, resume_at: datetime | None = None) -> None:
+        raise AssertionError("a settler settling an interruption halts nothing")
+
+
+class TestInterrupted:
+    @pytest.mark.parametrize(
+        ("unsure", "phase", "expected"),
+        [
+            (False, None, OutcomeKind.NOT_ATTEMPTED),
+            # Unsure with no create of this run: an earlier run's may have landed.
+            (True, None, OutcomeKind.UNKNOWN),
+            # The creator never went through the client, which would have said.
+            (True, Phase.UNTRACKED, OutcomeKind.UNKNOWN),
+            (True, Phase.WAITING, OutcomeKind.NOT_ATTEMPTED),
+            (True, Phase.SENT, OutcomeKind.UNKNOWN),
+        ],
+    )
+    def test_only_the_clients_word_makes_an_unsure_record_unsent(
+        self, unsure: bool, phase: Phase | None, expected: OutcomeKind
+    ) -> None:
+        """An unsure record is not attempted only when the client held it unsent."""
+        # Settling an interruption sends nothing: no creator is needed.
+        settler = Settler(
+            cast(Any, None), CancelledJob(), journal=None, options=SettleOptions()
+        )
+        attempt = Attempt(0, None, None, ImportFileCreate(1, "a"), unsure=unsure)
+        if phase is not None:
+            attempt.sending = SendState()
+            attempt.sending.phase = phase
+
+        outcome = settler.interrupted(attempt)
+
+        assert outcome.kind is expected
+        if expected is OutcomeKind.NOT_ATTEMPTED:
+            assert outcome.message == "the job was cancelled"
+        else:
+            assert (
+                outcome.message
+                == "the job was cancelled while the create was in flight"
+            )

@@ -10,7 +10,7 @@ import pickle
 import re
 import socket
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -50,6 +50,7 @@ from nexudus_async._errors import (
 from nexudus_async._limiter import RateLimits, Window
 from nexudus_async._models import ImportFileCreate, Token
 from nexudus_async._retry import RetryPolicy
+from nexudus_async._sending import Phase, SendState, send_state
 from nexudus_async.emulator import Emulator, EmulatorConfig, Limits
 
 if TYPE_CHECKING:
@@ -1277,6 +1278,195 @@ class TestTimeouts:
                         *(client.import_files.get(7) for _ in range(4))
                     )
         assert seen == ["GET"] * 4
+
+
+class Hold:
+    """A sleep that never ends, and an event set once something starts one."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        self.started.set()
+        await asyncio.Event().wait()
+
+
+class BlockingStore:
+    """A token store whose load never returns: the credential is never ready."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+
+    async def load(self) -> Token | None:
+        self.started.set()
+        await asyncio.Event().wait()
+        return None
+
+    async def save(self, token: Token) -> None:
+        raise AssertionError("nothing to save")
+
+
+async def cancel_once(
+    started: Awaitable[object], call: Callable[[], Awaitable[object]], state: SendState
+) -> None:
+    """Run ``call`` with ``state`` in its context; cancel it once ``started`` is done."""
+
+    async def tracked() -> None:
+        send_state.set(state)
+        await call()
+
+    task = asyncio.ensure_future(tracked())
+    await started
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+class TestSendState:
+    """What the client tells a caller that asks whether a cancelled call was sent."""
+
+    @pytest.mark.parametrize("held_by", ["full window", "pause"])
+    async def test_a_create_the_limiter_holds_is_waiting(
+        self, fake_time: FakeTime, fake_api: FakeAPI, held_by: str
+    ) -> None:
+        """A create cancelled while the rate limiter holds it was never sent."""
+        fake_api.on("POST", ITEMS, Reply(json=OK))
+        hold = Hold()
+        state = SendState()
+        async with NexudusClient(
+            auth=BearerAuth("static-token"),
+            base_url=FAKE_BASE,
+            rate_limits=RateLimits([Window(1, 60.0)]),
+            sleep=hold.sleep,
+            clock=fake_time.clock,
+        ) as client:
+            if held_by == "full window":
+                await client.import_files.create(NEW)
+            else:
+                client.limiter.pause(30.0)
+            sent_before = len(fake_api.requests)
+            await cancel_once(
+                hold.started.wait(), lambda: client.import_files.create(NEW), state
+            )
+        assert state.phase is Phase.WAITING
+        assert len(fake_api.requests) == sent_before
+
+    async def test_a_create_throttled_then_held_is_waiting_again(
+        self, fake_time: FakeTime, fake_api: FakeAPI
+    ) -> None:
+        """A create the server throttled and the pause then holds is waiting again."""
+        fake_api.on("POST", ITEMS, Reply(429, headers={"Retry-After": "5"}))
+        hold = Hold()
+        state = SendState()
+        async with NexudusClient(
+            auth=BearerAuth("static-token"),
+            base_url=FAKE_BASE,
+            rate_limits=None,
+            sleep=hold.sleep,
+            clock=fake_time.clock,
+        ) as client:
+            await cancel_once(
+                hold.started.wait(), lambda: client.import_files.create(NEW), state
+            )
+        assert state.phase is Phase.WAITING
+        assert len(fake_api.seen("POST", ITEMS)) == 1
+
+    async def test_a_create_waiting_for_its_token_is_waiting(
+        self, fake_time: FakeTime, fake_api: FakeAPI
+    ) -> None:
+        """A create cancelled while the credential is not ready was never sent."""
+        store = BlockingStore()
+        state = SendState()
+        auth = PasswordAuth("a@example.com", "pw", token_store=store)
+        async with open_client(fake_time, auth=auth) as client:
+            await cancel_once(
+                store.started.wait(), lambda: client.import_files.create(NEW), state
+            )
+        assert state.phase is Phase.WAITING
+        assert fake_api.requests == []
+
+    async def test_the_token_request_on_the_way_is_not_the_create(
+        self, fake_time: FakeTime, fake_api: FakeAPI
+    ) -> None:
+        """A token fetched for a create, which the limiter then holds: still waiting."""
+        fake_api.on("POST", TOKEN, token_answer(1))
+        hold = Hold()
+        state = SendState()
+        async with NexudusClient(
+            auth=PasswordAuth("a@example.com", "pw"),
+            base_url=FAKE_BASE,
+            # The token request takes the only slot.
+            rate_limits=RateLimits([Window(1, 60.0)]),
+            sleep=hold.sleep,
+            clock=fake_time.clock,
+        ) as client:
+            await cancel_once(
+                hold.started.wait(), lambda: client.import_files.create(NEW), state
+            )
+        assert state.phase is Phase.WAITING
+        assert [r.path for r in fake_api.requests] == [TOKEN]
+
+    async def test_a_create_at_the_server_is_sent(self, fake_time: FakeTime) -> None:
+        """A create cancelled after it was handed to the transport may have landed."""
+        state = SendState()
+        async with TestTimeouts.server(delay=5.0) as (server, seen):
+            base = str(server.make_url("")).rstrip("/")
+            async with open_client(fake_time, base_url=base) as client:
+                await cancel_once(
+                    requested(seen), lambda: client.import_files.create(NEW), state
+                )
+        assert seen == ["POST"]
+        assert state.phase is Phase.SENT
+
+    async def test_a_finished_create_is_sent(
+        self, fake_time: FakeTime, fake_api: FakeAPI
+    ) -> None:
+        """A create that got its answer stays marked as sent."""
+        fake_api.on("POST", ITEMS, Reply(json=OK))
+        state = SendState()
+
+        async def create() -> None:
+            send_state.set(state)
+            await client.import_files.create(NEW)
+
+        async with open_client(fake_time) as client:
+            await asyncio.ensure_future(create())
+        assert state.phase is Phase.SENT
+
+    @pytest.mark.parametrize("later", ["read", "create"])
+    async def test_later_calls_do_not_undo_a_send(
+        self, fake_time: FakeTime, fake_api: FakeAPI, later: str
+    ) -> None:
+        """A read, or a second create, held after a create was sent leaves it sent."""
+        fake_api.on("POST", ITEMS, Reply(json=OK))
+        hold = Hold()
+        state = SendState()
+        async with NexudusClient(
+            auth=BearerAuth("static-token"),
+            base_url=FAKE_BASE,
+            rate_limits=None,
+            sleep=hold.sleep,
+            clock=fake_time.clock,
+        ) as client:
+
+            async def create_then_held() -> None:
+                await client.import_files.create(NEW)
+                client.limiter.pause(30.0)
+                if later == "read":
+                    await client.import_files.get(7)
+                else:
+                    await client.import_files.create(NEW)
+
+            await cancel_once(hold.started.wait(), create_then_held, state)
+        assert state.phase is Phase.SENT
+        assert len(fake_api.requests) == 1
+
+
+async def requested(seen: list[str]) -> None:
+    """Return once the server has seen a request."""
+    # The server only keeps a list; it has no event to wait on.
+    while not seen:  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
 
 
 @contextmanager
