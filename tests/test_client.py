@@ -139,9 +139,8 @@ async def open_client(
     kwargs.setdefault("rate_limits", None)
     kwargs.setdefault("retry", NO_JITTER)
     kwargs.setdefault("base_url", FAKE_BASE)
-    async with NexudusClient(
-        sleep=fake_time.sleep, clock=fake_time.clock, **kwargs
-    ) as client:
+    kwargs.setdefault("sleep", fake_time.sleep)
+    async with NexudusClient(clock=fake_time.clock, **kwargs) as client:
         yield client
 
 
@@ -1333,12 +1332,8 @@ class TestSendState:
         fake_api.on("POST", ITEMS, Reply(json=OK))
         hold = Hold()
         state = SendState()
-        async with NexudusClient(
-            auth=BearerAuth("static-token"),
-            base_url=FAKE_BASE,
-            rate_limits=RateLimits([Window(1, 60.0)]),
-            sleep=hold.sleep,
-            clock=fake_time.clock,
+        async with open_client(
+            fake_time, sleep=hold.sleep, rate_limits=RateLimits([Window(1, 60.0)])
         ) as client:
             if held_by == "full window":
                 await client.import_files.create(NEW)
@@ -1358,13 +1353,7 @@ class TestSendState:
         fake_api.on("POST", ITEMS, Reply(429, headers={"Retry-After": "5"}))
         hold = Hold()
         state = SendState()
-        async with NexudusClient(
-            auth=BearerAuth("static-token"),
-            base_url=FAKE_BASE,
-            rate_limits=None,
-            sleep=hold.sleep,
-            clock=fake_time.clock,
-        ) as client:
+        async with open_client(fake_time, sleep=hold.sleep) as client:
             await cancel_once(
                 hold.started.wait(), lambda: client.import_files.create(NEW), state
             )
@@ -1392,13 +1381,12 @@ class TestSendState:
         fake_api.on("POST", TOKEN, token_answer(1))
         hold = Hold()
         state = SendState()
-        async with NexudusClient(
-            auth=PasswordAuth("a@example.com", "pw"),
-            base_url=FAKE_BASE,
-            # The token request takes the only slot.
-            rate_limits=RateLimits([Window(1, 60.0)]),
+        # The token request takes the only slot.
+        async with open_client(
+            fake_time,
             sleep=hold.sleep,
-            clock=fake_time.clock,
+            auth=PasswordAuth("a@example.com", "pw"),
+            rate_limits=RateLimits([Window(1, 60.0)]),
         ) as client:
             await cancel_once(
                 hold.started.wait(), lambda: client.import_files.create(NEW), state
@@ -1441,13 +1429,7 @@ class TestSendState:
         fake_api.on("POST", ITEMS, Reply(json=OK))
         hold = Hold()
         state = SendState()
-        async with NexudusClient(
-            auth=BearerAuth("static-token"),
-            base_url=FAKE_BASE,
-            rate_limits=None,
-            sleep=hold.sleep,
-            clock=fake_time.clock,
-        ) as client:
+        async with open_client(fake_time, sleep=hold.sleep) as client:
 
             async def create_then_held() -> None:
                 await client.import_files.create(NEW)
