@@ -24,7 +24,6 @@ from collections.abc import (
     Mapping,
     Sized,
 )
-from contextlib import suppress
 from datetime import datetime
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn, Protocol, TypedDict
@@ -409,9 +408,15 @@ class BulkJob:
                             try:
                                 send.send_nowait(outcome)
                             except anyio.WouldBlock:
-                                await self._deliver(send, outcome)
+                                if not await self._deliver(send, outcome):
+                                    return
                             except anyio.BrokenResourceError:
-                                pass
+                                # The consumer has left the job. Reading on would
+                                # only mark records not attempted, and with nothing
+                                # awaited in between, an endless input would hold
+                                # the event loop forever; the drain marks the rest,
+                                # within its deadline.
+                                return
                 except BaseException:
                     # Torn down from outside (the job is being left, or a sibling
                     # crashed): account for the record in hand while nothing needs
@@ -428,21 +433,28 @@ class BulkJob:
                     outcome = settler.interrupted(attempt)
                     self._record(attempt, outcome)
                     attempt = None
-                    await self._deliver(send, outcome)
+                    if not await self._deliver(send, outcome):
+                        return
 
     async def _deliver(
         self, send: MemoryObjectSendStream[Outcome], outcome: Outcome
-    ) -> None:
+    ) -> bool:
+        """Hand ``outcome`` to the consumer; False if it has left the job."""
         try:
             send.send_nowait(outcome)
         except anyio.WouldBlock:
             # A send that is cancelled may or may not have handed the outcome over,
             # so it is shielded. It cannot hang: the consumer either takes the
             # outcome or leaves the job, which closes its end of the stream.
-            with anyio.CancelScope(shield=True), suppress(anyio.BrokenResourceError):
-                await send.send(outcome)
+            try:
+                with anyio.CancelScope(shield=True):
+                    await send.send(outcome)
+            except anyio.BrokenResourceError:
+                return False
         except anyio.BrokenResourceError:
-            pass
+            return False
+
+        return True
 
     # --- the input ---------------------------------------------------------------
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import itertools
 import json
 import logging
 import random
 import signal
 import sqlite3
 import sys
+import time
 import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -1220,6 +1222,47 @@ class TestCancellation:
         assert_each_index_once(hooked, 500)
         assert files.creates < 20
         assert job.elapsed < 5
+
+    async def test_leaving_an_endless_sync_input_ends_within_the_drain(self) -> None:
+        """break over an endless generator: the job ends within its drain deadline.
+
+        Once the consumer has left, workers must stop reading a sync input: with
+        nothing awaited between records marked not attempted, they would hold the
+        event loop for as long as the input lasts. Here the input ends by itself
+        five seconds after the break, so a job that kept reading would take that
+        long; the drain, which reads the rest, stops after half a second. The
+        consumer is slow, so that workers are waiting to hand over an outcome
+        when it leaves, the case where they used to carry on.
+        """
+        files = FakeFiles()
+        stop_at = float("inf")
+        hooked: list[Outcome] = []
+
+        def endless() -> Iterator[ImportFileCreate]:
+            for i in itertools.count():
+                if time.monotonic() > stop_at:
+                    return
+                yield ImportFileCreate(1, f"rec-{i}")
+
+        for _ in range(5):
+            stop_at, left = float("inf"), 0.0
+            async with bulk_create(
+                FakeClient(files),
+                endless(),
+                concurrency=8,
+                drain_timeout=0.5,
+                on_outcome=hooked.append,
+            ) as job:
+                async for outcome in job:
+                    # A slow consumer: the workers wait to hand over outcomes.
+                    await anyio.sleep(0.001)
+                    if outcome.index >= 199:
+                        left = time.monotonic()
+                        stop_at = left + 5.0
+                        break
+            assert time.monotonic() - left < 3.0
+            assert job.done == len(hooked)
+            hooked.clear()
 
     async def test_an_error_in_the_body_propagates_unwrapped(self) -> None:
         """The consumer's exception comes out as itself, not in an exception group."""
