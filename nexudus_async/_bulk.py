@@ -399,9 +399,7 @@ class BulkJob:
                                 item = await self._next_async(shielded=True)
                             if item is _END:
                                 return
-                            position = self._position
-                            self._position = position + 1
-                            attempt = prepare(item, position, self._keys)
+                            attempt = prepare(item, self._next_position(), self._keys)
                             outcome = await settler.settle(attempt)
                             self._record(attempt, outcome)
                             attempt = None

@@ -175,8 +175,6 @@ class Claims:
         return False
 
     def _open(self) -> BinaryIO:
-        if self._closed:
-            raise ValueError("the claims are closed")
         # On disk, not in memory, so that memory stays flat however long the
         # input; the file has no name and goes when it is closed.
         # `close` closes it; the job's claims live longer than any with-block.
