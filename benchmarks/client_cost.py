@@ -3,9 +3,11 @@
 Both sides send the same creates, at the same concurrency, to the same fast local
 server, which runs in its own process so that this process's CPU time is the
 client's alone; on Linux with two CPUs or more, the two processes are kept on
-CPUs of their own. Many short rounds alternate between the two sides, so that a
-change in the machine's load touches both alike; each side's figures are summed
-over its rounds.
+CPUs of their own. Many short rounds alternate between the two sides, and each
+round compares its two sides, run back to back, so that a change in the
+machine's load touches both alike. A figure is the median of the rounds' ratios:
+on a small shared machine one round in several is disturbed by a neighbour,
+which a median leaves out and a sum or a mean would not.
 
 * cpu_ratio: CPU seconds per record of the bulk creator (client, rate limits off,
   every outcome consumed) over those of the plain loop. Target: at most 1.3.
@@ -22,6 +24,7 @@ import asyncio
 import base64
 import json
 import os
+import statistics
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -120,30 +123,36 @@ async def main(records: int, rounds: int) -> None:
         for side in (plain_loop, bulk_creator):
             await measure(side, url, 500)
 
-        totals = {plain_loop: [0.0, 0.0], bulk_creator: [0.0, 0.0]}
+        cpu_ratios, throughput_ratios = [], []
         for round_number in range(rounds):
             # Alternate which side goes first, so drift favours neither.
             order = (plain_loop, bulk_creator)
             if round_number % 2:
                 order = order[::-1]
+            figures = {}
             for side in order:
-                cpu, wall = await measure(side, url, records)
-                totals[side][0] += cpu
-                totals[side][1] += wall
+                cpu, wall = figures[side] = await measure(side, url, records)
                 print(
                     f"round {round_number + 1} {side.__name__:>12}: "
                     f"{cpu / records * 1e6:6.1f} us CPU/record, "
                     f"{records / wall:8.0f} records/s",
                     flush=True,
                 )
+            (plain_cpu, plain_wall), (bulk_cpu, bulk_wall) = (
+                figures[plain_loop],
+                figures[bulk_creator],
+            )
+            cpu_ratios.append(bulk_cpu / plain_cpu)
+            throughput_ratios.append(plain_wall / bulk_wall)
 
-    plain_cpu, plain_wall = totals[plain_loop]
-    bulk_cpu, bulk_wall = totals[bulk_creator]
-    cpu_ratio = bulk_cpu / plain_cpu
-    throughput_ratio = plain_wall / bulk_wall
+    for name, ratios in (("cpu", cpu_ratios), ("throughput", throughput_ratios)):
+        low, middle, high = statistics.quantiles(ratios, n=4)
+        print(
+            f"{name} ratio per round: median {middle:.3f}, middle half {low:.3f}-{high:.3f}"
+        )
     print(
-        f"client_cost: cpu_ratio={cpu_ratio:.2f} (target <= 1.3), "
-        f"throughput_ratio={throughput_ratio:.2f} (target >= 0.85)"
+        f"client_cost: cpu_ratio={statistics.median(cpu_ratios):.2f} (target <= 1.3), "
+        f"throughput_ratio={statistics.median(throughput_ratios):.2f} (target >= 0.85)"
     )
 
 
@@ -153,6 +162,8 @@ if __name__ == "__main__":
     parser.add_argument("--records", type=int, help="records per round and side")
     parser.add_argument("--rounds", type=int, help="rounds per side")
     args = parser.parse_args()
-    count = args.records or (3_000 if args.quick else 10_000)
-    rounds = args.rounds or (6 if args.quick else 12)
+    count = args.records or (2_000 if args.quick else 5_000)
+    rounds = args.rounds or (20 if args.quick else 40)
+    if rounds < 2:
+        parser.error("--rounds must be at least 2: the figures are medians of rounds")
     asyncio.run(main(count, rounds))

@@ -31,6 +31,7 @@ from ._limiter import RateLimiter, RateLimits
 from ._resource import Call, ImportFiles
 from ._retry import RetryPolicy, retry_delay, should_retry
 from ._sending import SENT, WAITING, SendState, send_state
+from ._watchdog import Watch, Watchdog
 
 __all__ = ["NexudusClient"]
 
@@ -73,6 +74,35 @@ def _check_base_url(base_url: str, allow_http: bool) -> URL:
     return url.with_path(url.path.rstrip("/"))
 
 
+def _pool_size(connector: aiohttp.BaseConnector | None) -> int | None:
+    """How many connections the pool holds for one host; None when unbounded."""
+    if connector is None:
+        return None
+    bounds = [n for n in (connector.limit, connector.limit_per_host) if n > 0]
+
+    return min(bounds) if bounds else None
+
+
+async def _read_body(response: aiohttp.ClientResponse, watch: Watch | None) -> bytes:
+    """The whole body, each piece of it telling the watch the server is still there."""
+    if watch is not None:
+        watch.progress()
+    content = response.content
+    pieces = []
+    try:
+        while piece := await content.readany():
+            pieces.append(piece)
+            if watch is not None:
+                watch.progress()
+    except BaseException:
+        # As aiohttp's own read does: a half-read answer cannot leave its
+        # connection to the pool.
+        response.close()
+        raise
+
+    return b"".join(pieces)
+
+
 def _describe(error: NexudusError) -> str:
     if isinstance(error, APIStatusError):
         return f"{type(error).__name__} ({error.status})"
@@ -99,9 +129,13 @@ class NexudusClient:
     A POST that was sent and got no answer raises ``OutcomeUnknownError``: it may
     have been applied, and sending it again could apply it twice.
 
-    Timeouts: ``timeout`` seconds to open a socket, then ``timeout`` seconds of
-    silence at most while waiting for or reading the answer. Waiting for the rate
-    limiter or for a free connection of the pool does not count.
+    Timeouts: a request that has heard nothing for ``timeout`` seconds fails. The
+    time counts from sending it (opening a connection, when one is needed,
+    included) to the first byte of the answer, and then between two reads of it;
+    it is noticed within an eighth of ``timeout``, and at most a second, of
+    running out. Waiting for the rate limiter or for a free connection of the
+    session's pool does not count; with a session that other code also uses,
+    waiting for connections that code holds can.
 
     Args:
         auth: The credentials: ``BasicAuth``, ``BearerAuth`` or ``PasswordAuth``.
@@ -120,7 +154,7 @@ class NexudusClient:
 
     Raises:
         ValueError: ``base_url`` is not usable, or is plain http to a host that is
-            not loopback without ``allow_http``.
+            not loopback without ``allow_http``, or ``timeout`` is not positive.
     """
 
     def __init__(
@@ -145,9 +179,14 @@ class NexudusClient:
         self._session = session
         self._owns_session = session is None
         self._trust_env = trust_env
+        # aiohttp bounds opening a socket; the watchdog times the rest, since
+        # aiohttp's own read timeout costs two event-loop timers per request.
+        self._watchdog = Watchdog(timeout)
         self._timeout = aiohttp.ClientTimeout(
-            total=None, connect=None, sock_connect=timeout, sock_read=timeout
+            total=None, connect=None, sock_connect=timeout, sock_read=None
         )
+        # Made by `open`, once the session and so the size of its pool is known.
+        self._pool_gate: asyncio.Semaphore | None = None
         self._retry = retry if retry is not None else RetryPolicy()
         self._limiter = RateLimiter(rate_limits, clock=clock, sleep=sleep)
         self._sleep = sleep
@@ -178,8 +217,8 @@ class NexudusClient:
 
     @property
     def timeout(self) -> float | None:
-        """Seconds allowed to connect and between reads; None waits forever."""
-        return self._timeout.sock_read
+        """Seconds a request may go without hearing from the server; None is forever."""
+        return self._watchdog.timeout
 
     @property
     def limiter(self) -> RateLimiter:
@@ -215,6 +254,12 @@ class NexudusClient:
             self._session = aiohttp.ClientSession(
                 trust_env=self._trust_env, cookie_jar=aiohttp.DummyCookieJar()
             )
+        pool = _pool_size(self._session.connector)
+        if pool is not None and self._watchdog.timeout is not None:
+            # A request waiting inside aiohttp for a pooled connection would be
+            # timed as if the server were silent. Waiting here instead, for as
+            # many requests as the pool has connections, comes before the watch.
+            self._pool_gate = asyncio.Semaphore(pool)
         self._state = _State.OPEN
 
         return self
@@ -345,12 +390,18 @@ class NexudusClient:
             headers["Authorization"] = credential
         if call.content_type is not None:
             headers["Content-Type"] = call.content_type
+        gate = self._pool_gate
+        if gate is not None:
+            # Before the watch starts: see `open`.
+            await gate.acquire()
+        watchdog, watch = self._watchdog, None
         started = time.monotonic()
         outcome: object = "cancelled"
-        if sending is not None:
-            # From here the request may reach the server.
-            sending.phase = SENT
         try:
+            watch = watchdog.start()
+            if sending is not None:
+                # From here the request may reach the server.
+                sending.phase = SENT
             async with session.request(
                 call.method,
                 self._base_url + call.path,
@@ -360,13 +411,26 @@ class NexudusClient:
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as response:
-                body = await response.read()
+                body = await _read_body(response, watch)
                 outcome = response.status
                 return Answer(outcome, response.headers, body)
         except (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError) as exc:
             outcome = type(exc).__name__
             raise transport_error(call, exc) from exc
+        except asyncio.CancelledError:
+            if not watchdog.timed_out(watch):
+                raise
+            outcome = "timeout"
+            # asyncio's, which before Python 3.11 is not the builtin one, as the
+            # timeouts aiohttp raises are.
+            silence = asyncio.TimeoutError(
+                f"no news from the server for {watchdog.timeout:g}s"
+            )
+            raise transport_error(call, silence) from silence
         finally:
+            watchdog.stop(watch)
+            if gate is not None:
+                gate.release()
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "%s %s -> %s (attempt %d, %.3fs)",

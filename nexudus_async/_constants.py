@@ -19,8 +19,8 @@ __all__ = [
 #: The REST API host; the token endpoint lives there too.
 DEFAULT_BASE_URL: Final = "https://spaces.nexudus.com"
 
-#: Seconds allowed to open a socket, and seconds of silence allowed while waiting for
-#: or reading an answer.
+#: Seconds a request may go without a byte from the server, from sending it to the
+#: start of the answer and then between two reads of it.
 DEFAULT_TIMEOUT: Final = 30.0
 
 TOKEN_PATH: Final = "/api/token"
