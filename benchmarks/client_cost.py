@@ -22,12 +22,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
+import functools
 import json
 import os
 import statistics
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import anyio
@@ -43,7 +44,7 @@ CONCURRENCY = 16
 AUTH = BasicAuth("admin@example.com", "password")
 
 
-async def plain_loop(url: str, count: int) -> int:
+async def plain_loop(session: aiohttp.ClientSession, url: str, count: int) -> int:
     """The hand-written baseline: POST, read the envelope, keep the Id."""
     header = {
         "Authorization": "Basic " + base64.b64encode(b"admin@example.com:x").decode(),
@@ -64,36 +65,52 @@ async def plain_loop(url: str, count: int) -> int:
                 if ok and isinstance(data["Value"]["Id"], int):
                     created += 1
 
-    async with aiohttp.ClientSession() as session, anyio.create_task_group() as tg:
+    async with anyio.create_task_group() as tg:
         for _ in range(CONCURRENCY):
             tg.start_soon(worker, session)
     return created
 
 
-async def bulk_creator(url: str, count: int) -> int:
-    """The SDK: one client, limits off, every outcome consumed."""
+async def bulk_creator(client: NexudusClient, count: int) -> int:
+    """The SDK: a bulk job over the client, every outcome consumed."""
     records = (ImportFileCreate(1, f"bulk-{n:07d}") for n in range(count))
     created = 0
-    async with (
-        NexudusClient(auth=AUTH, base_url=url, rate_limits=None) as client,
-        bulk_create(client, records, concurrency=CONCURRENCY) as job,
-    ):
+    async with bulk_create(client, records, concurrency=CONCURRENCY) as job:
         async for outcome in job:
             if outcome.kind is OutcomeKind.CREATED:
                 created += 1
     return created
 
 
-Side = Callable[[str, int], Coroutine[Any, Any, int]]
+#: One side of the comparison: sends this many records, returns how many were created.
+Side = Callable[[int], Awaitable[int]]
 
 
-async def measure(side: Side, url: str, count: int) -> tuple[float, float]:
+@contextlib.asynccontextmanager
+async def open_sides(url: str) -> AsyncIterator[dict[str, Side]]:
+    """Both sides, each keeping its session (or client) and connections for every round.
+
+    A job, like a loop written by hand, opens its connections once and then sends
+    records for as long as it has some. Opening a session for each round would
+    add that setup, once a round, to both sides' cost per record.
+    """
+    async with (
+        aiohttp.ClientSession() as session,
+        NexudusClient(auth=AUTH, base_url=url, rate_limits=None) as client,
+    ):
+        yield {
+            "plain_loop": functools.partial(plain_loop, session, url),
+            "bulk_creator": functools.partial(bulk_creator, client),
+        }
+
+
+async def measure(name: str, side: Side, count: int) -> tuple[float, float]:
     """CPU seconds and wall seconds for one round."""
     cpu, wall = time.process_time(), time.perf_counter()
-    created = await side(url, count)
+    created = await side(count)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     if created != count:
-        raise RuntimeError(f"{side.__name__} created {created} of {count}")
+        raise RuntimeError(f"{name} created {created} of {count}")
     return cpu, wall
 
 
@@ -119,31 +136,34 @@ async def main(records: int, rounds: int) -> None:
     if cpus is not None:
         print(f"client on CPU {cpus[0]}, server on CPU {cpus[1]}", flush=True)
     with fast_server(cpu=None if cpus is None else cpus[1]) as url:
-        # A short warm-up of each side, not counted: imports, first connections.
-        for side in (plain_loop, bulk_creator):
-            await measure(side, url, 500)
+        async with open_sides(url) as sides:
+            # A short warm-up of each side, not counted: imports, first connections.
+            for name, side in sides.items():
+                await measure(name, side, 500)
 
-        cpu_ratios, throughput_ratios = [], []
-        for round_number in range(rounds):
-            # Alternate which side goes first, so drift favours neither.
-            order = (plain_loop, bulk_creator)
-            if round_number % 2:
-                order = order[::-1]
-            figures = {}
-            for side in order:
-                cpu, wall = figures[side] = await measure(side, url, records)
-                print(
-                    f"round {round_number + 1} {side.__name__:>12}: "
-                    f"{cpu / records * 1e6:6.1f} us CPU/record, "
-                    f"{records / wall:8.0f} records/s",
-                    flush=True,
+            cpu_ratios, throughput_ratios = [], []
+            for round_number in range(rounds):
+                # Alternate which side goes first, so drift favours neither.
+                order = ["plain_loop", "bulk_creator"]
+                if round_number % 2:
+                    order.reverse()
+                figures = {}
+                for name in order:
+                    cpu, wall = figures[name] = await measure(
+                        name, sides[name], records
+                    )
+                    print(
+                        f"round {round_number + 1} {name:>12}: "
+                        f"{cpu / records * 1e6:6.1f} us CPU/record, "
+                        f"{records / wall:8.0f} records/s",
+                        flush=True,
+                    )
+                (plain_cpu, plain_wall), (bulk_cpu, bulk_wall) = (
+                    figures["plain_loop"],
+                    figures["bulk_creator"],
                 )
-            (plain_cpu, plain_wall), (bulk_cpu, bulk_wall) = (
-                figures[plain_loop],
-                figures[bulk_creator],
-            )
-            cpu_ratios.append(bulk_cpu / plain_cpu)
-            throughput_ratios.append(plain_wall / bulk_wall)
+                cpu_ratios.append(bulk_cpu / plain_cpu)
+                throughput_ratios.append(plain_wall / bulk_wall)
 
     for name, ratios in (("cpu", cpu_ratios), ("throughput", throughput_ratios)):
         low, middle, high = statistics.quantiles(ratios, n=4)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import re
 import shutil
 import subprocess
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import anyio
 from _fast_server import fast_server
-from client_cost import AUTH, CONCURRENCY, bulk_creator, plain_loop
+from client_cost import AUTH, CONCURRENCY, open_sides
 
 from nexudus_async._client import NexudusClient
 from nexudus_async._models import ImportFileCreate
@@ -39,35 +40,39 @@ from nexudus_async._models import ImportFileCreate
 WARM_UP = 300
 
 
-async def direct(url: str, count: int) -> int:
+async def direct(client: NexudusClient, count: int) -> int:
     """The client alone: 16 tasks calling create, no bulk creator."""
     records = iter(ImportFileCreate(1, f"direct-{n:07d}") for n in range(count))
     created = 0
 
-    async def worker(client: NexudusClient) -> None:
+    async def worker() -> None:
         nonlocal created
         for record in records:
             if (await client.import_files.create(record)).id is not None:
                 created += 1
 
-    async with (
-        NexudusClient(auth=AUTH, base_url=url, rate_limits=None) as client,
-        anyio.create_task_group() as tg,
-    ):
+    async with anyio.create_task_group() as tg:
         for _ in range(CONCURRENCY):
-            tg.start_soon(worker, client)
+            tg.start_soon(worker)
     return created
 
 
-SIDES = {"plain": plain_loop, "direct": direct, "bulk": bulk_creator}
+#: The sides by their short names here, and by their names in `client_cost.py`.
+SIDES = {"plain": "plain_loop", "direct": "direct", "bulk": "bulk_creator"}
 
 
 async def run_side(side: str, count: int) -> None:
     """What runs under valgrind: the warm-up, then ``count`` records."""
     with fast_server() as url:
-        await SIDES[side](url, WARM_UP)
-        if count:
-            await SIDES[side](url, count)
+        async with (
+            open_sides(url) as sides,
+            NexudusClient(auth=AUTH, base_url=url, rate_limits=None) as client,
+        ):
+            sides["direct"] = functools.partial(direct, client)
+            run = sides[SIDES[side]]
+            await run(WARM_UP)
+            if count:
+                await run(count)
 
 
 def count_instructions(side: str, count: int, folder: Path) -> int:
