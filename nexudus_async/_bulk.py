@@ -170,6 +170,7 @@ class BulkJob:
         self._stop_reason: str | None = None
         self._resume_at: datetime | None = None
         self._failures = 0
+        self._hook_failed = False
         self._worker_scopes: set[anyio.CancelScope] = set()
 
         self._position = 0
@@ -573,7 +574,13 @@ class BulkJob:
             try:
                 self._on_outcome(outcome)
             except Exception as exc:
-                logger.error("on_outcome hook failed", exc_info=exc)
+                # The hook still sees every later outcome, and a hook that failed
+                # once (a full disk) often fails on each: one traceback tells it.
+                if self._hook_failed:
+                    logger.debug("on_outcome hook failed again: %s", exc)
+                else:
+                    logger.error("on_outcome hook failed", exc_info=exc)
+                self._hook_failed = True
                 self.halt(f"the on_outcome hook failed: {exc}")
 
     def _journal_done(self, journal: Journal, key: str, outcome: Outcome) -> None:

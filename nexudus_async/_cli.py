@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -82,8 +83,10 @@ def _seconds(text: str) -> float:
         number = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"expected more than 0 seconds, not {text}")
+    if not 0 < number < math.inf:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds above 0, not {text}"
+        )
     return number
 
 
@@ -477,9 +480,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()
     except KeyboardInterrupt:
         # Outside a running job (a dry run, a prompt): nothing to flush.
         print(file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Whatever reads standard output has gone (`| head`). What it did not
+        # read is not wanted; the job, if one ran, has said what it could.
+        _forget_stdout()
+        return EXIT_INCOMPLETE
 
     return code
+
+
+def _forget_stdout() -> None:
+    """Point standard output at nothing, so exiting does not flush into a closed pipe."""
+    nothing = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(nothing, sys.stdout.fileno())
+    os.close(nothing)

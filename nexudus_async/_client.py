@@ -154,7 +154,8 @@ class NexudusClient:
 
     Raises:
         ValueError: ``base_url`` is not usable, or is plain http to a host that is
-            not loopback without ``allow_http``, or ``timeout`` is not positive.
+            not loopback without ``allow_http``, or ``timeout`` is not a positive
+            number of seconds.
     """
 
     def __init__(

@@ -159,6 +159,7 @@ class JobResult:
         stop_reason: Why the job stopped early, when it did.
         resume_at: When the write quota allows writes again, if it stopped the job.
         input_error: The problem that ended standard input early, when one did.
+        results_error: Why the results file stopped taking rows, when it did.
     """
 
     counts: Mapping[str, int]
@@ -169,6 +170,7 @@ class JobResult:
     stop_reason: str | None = None
     resume_at: datetime | None = None
     input_error: str | None = None
+    results_error: str | None = None
 
 
 #: The daily write quota Nexudus documents.
@@ -384,14 +386,16 @@ async def _check_reachable(options: CreateOptions) -> None:
     try:
         with anyio.fail_after(options.timeout):
             _, writer = await asyncio.open_connection(url.host, url.port)
-    except OSError as exc:
-        raise CommandError(
-            f"cannot reach the API at {options.base_url}: {_connect_failure(exc)}"
-        ) from None
     except TimeoutError:
+        # Before OSError, of which it is a subclass, and which has nothing to say
+        # about it.
         raise CommandError(
             f"cannot reach the API at {options.base_url}:"
             f" no answer in {options.timeout:g}s"
+        ) from None
+    except OSError as exc:
+        raise CommandError(
+            f"cannot reach the API at {options.base_url}: {_connect_failure(exc)}"
         ) from None
     writer.close()
     with contextlib.suppress(OSError):
@@ -530,6 +534,7 @@ async def run_create(
         stop_reason=run.job.stop_reason,
         resume_at=run.job.resume_at,
         input_error=None if run.input_error is None else str(run.input_error),
+        results_error=None if run.write_error is None else str(run.write_error),
     )
 
 
@@ -567,6 +572,16 @@ def summary_lines(result: JobResult) -> list[str]:
         )
     elif result.stop_reason:
         lines.append(f"stopped early: {result.stop_reason}")
+    if result.results_error is not None:
+        lines.append(
+            f"the results could not be written ({result.results_error}): the rows"
+            " of the records that finished after that are missing"
+        )
+        if result.journal is not None:
+            lines.append(
+                "the journal has every outcome: run the same command again, with an"
+                " output that can be written, to resume"
+            )
     if result.counts["unknown"] and result.journal is not None:
         lines.append(
             "records marked unknown are looked up, not re-sent, by the next run"

@@ -116,6 +116,8 @@ class JobRun:
         self.job: BulkJob | None = None
         self.signal: int | None = None
         self.input_error: InputFileError | None = None
+        #: Why the results file stopped taking rows, if it did.
+        self.write_error: OSError | None = None
 
     @property
     def exit_code(self) -> int:
@@ -124,6 +126,9 @@ class JobRun:
             return 128 + self.signal
         if self.input_error is not None:
             return EXIT_USAGE
+        if self.write_error is not None:
+            # Every record may have been created, but not every row is written.
+            return EXIT_INCOMPLETE
         done = self.counts["created"] + self.counts["skipped"]
 
         return EXIT_OK if done == sum(self.counts.values()) else EXIT_INCOMPLETE
@@ -180,8 +185,22 @@ class JobRun:
                 f"{message}; not sent again: change the record, or delete the"
                 " journal, to send it"
             )
-        self.writer.write(_result_row(outcome, kind, message))
         self.counts[kind] += 1
+        if self.write_error is not None:
+            return
+        try:
+            self.writer.write(_result_row(outcome, kind, message))
+        except OSError as exc:
+            self._results_failed(exc)
+
+    def _results_failed(self, exc: OSError) -> None:
+        # A full disk or a closed pipe: the rows from here on would be lost, so no
+        # more creates go out. Those in flight finish, and reach the journal.
+        self.write_error = exc
+        reason = f"the results could not be written: {exc}"
+        self.display.message(f"{reason}; stopping")
+        if self.job is not None:
+            self.job.stop(reason)
 
     def _rejected_before(self, outcome: Outcome) -> bool:
         record = outcome.record

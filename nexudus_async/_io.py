@@ -692,6 +692,7 @@ class ResultsWriter(ClosesOnExit):
         self._stream = stream
         self._owned = owned
         self._closed = False
+        self._failed = False
         self._text = io.StringIO()
         self._csv = csv.writer(self._text)
         if header and format == "csv":
@@ -728,9 +729,6 @@ class ResultsWriter(ClosesOnExit):
                     row.message or "",
                 ]
             )
-        if not self._owned:
-            # Standard output is buffered; a watcher should see each row as it ends.
-            self._stream.flush()
 
     def flush(self) -> None:
         """Push what was written to the operating system (rows are written at once)."""
@@ -738,13 +736,22 @@ class ResultsWriter(ClosesOnExit):
             self._stream.flush()
 
     def close(self) -> None:
-        """Flush and close the file; standard output is flushed but left open."""
+        """Flush and close the file; standard output is flushed but left open.
+
+        After a write that failed, and was raised to the writer's user then, the
+        same failure met again while closing is not raised a second time.
+        """
         if self._closed:
             return
-        self.flush()
-        self._closed = True
-        if self._owned:
-            self._stream.close()
+        try:
+            self.flush()
+        except OSError:
+            if not self._failed:
+                raise
+        finally:
+            self._closed = True
+            if self._owned:
+                self._stream.close()
 
     def _write_csv(self, cells: list[str]) -> None:
         self._csv.writerow(cells)
@@ -755,10 +762,18 @@ class ResultsWriter(ClosesOnExit):
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
-        while view:
-            # The file is unbuffered: a raw write may take only part of the data.
-            written = self._stream.write(view)
-            view = view[written or 0 :]
+        try:
+            while view:
+                # The file is unbuffered: a raw write may take only part of it.
+                written = self._stream.write(view)
+                view = view[written or 0 :]
+            if not self._owned:
+                # Standard output is buffered; a watcher should see each row as
+                # it ends.
+                self._stream.flush()
+        except OSError:
+            self._failed = True
+            raise
 
 
 def open_results(

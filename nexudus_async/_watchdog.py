@@ -1,10 +1,10 @@
 """Request timeouts under one shared timer.
 
-asyncio keeps its timers in a heap of Python objects: making one, cancelling it
-and taking it back out of the heap costs about as much as a quarter of a small
-HTTP exchange, and aiohttp's own read timeout makes two per request. A client
-sending thousands of requests a second would spend a large share of its time
-on timers that almost never fire.
+asyncio keeps its timers in a heap of Python objects, ordered by Python code:
+making one, cancelling it and taking it back out of the heap runs some 20,000
+CPU instructions, 4% of a small HTTP exchange through aiohttp, and aiohttp's own
+read timeout makes two per request. A client sending thousands of requests a
+second would spend nearly a tenth of its time on timers that almost never fire.
 
 So a client keeps one `Watchdog`. Each request in flight holds a `Watch`: the
 task sending it and a deadline, which moves forward whenever the answer makes
@@ -18,6 +18,7 @@ tick late: an eighth of the timeout, and never more than a second.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Final
 
@@ -61,8 +62,10 @@ class Watchdog:
     """
 
     def __init__(self, timeout: float | None) -> None:
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout must be positive or None, got {timeout!r}")
+        if timeout is not None and not 0 < timeout < math.inf:
+            raise ValueError(
+                f"timeout must be a positive number of seconds or None, got {timeout!r}"
+            )
         self.timeout = timeout
         self._tick = (
             0.0 if timeout is None else min(timeout / TICKS_PER_TIMEOUT, MAX_TICK)

@@ -761,6 +761,33 @@ class TestStopping:
 
         assert kinds(outcomes) == {"failed": 29, "created": 11}
 
+    async def test_a_failing_hook_stops_the_job_with_one_traceback(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A hook that fails on every outcome stops sending and logs one traceback."""
+        calls = []
+
+        def hook(outcome: Outcome) -> None:
+            calls.append(outcome.index)
+            raise OSError(28, "No space left on device")
+
+        with caplog.at_level(logging.DEBUG, logger="nexudus_async"):
+            outcomes = await run(
+                FakeFiles(latency=0.001), payloads(30), concurrency=3, on_outcome=hook
+            )
+
+        assert_each_index_once(outcomes, 30)
+        assert sorted(calls) == list(range(30))
+        assert kinds(outcomes)["not_attempted"] >= 20
+        stopped = [o for o in outcomes if o.kind is OutcomeKind.NOT_ATTEMPTED]
+        assert all("on_outcome hook failed" in (o.message or "") for o in stopped)
+        hook_records = [r for r in caplog.records if r.msg.startswith("on_outcome")]
+        assert len(hook_records) == 30
+        first, *later = hook_records
+        assert first.levelno == logging.ERROR
+        assert first.exc_info is not None
+        assert all(r.levelno == logging.DEBUG and not r.exc_info for r in later)
+
 
 class TestSkipExisting:
     async def test_existing_records_are_skipped_with_their_id(self) -> None:

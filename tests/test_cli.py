@@ -851,6 +851,8 @@ class TestUsage:
             (),
             ("create",),
             ("create", "in.csv", "--concurrency", "0"),
+            ("create", "in.csv", "--timeout", "0"),
+            ("create", "in.csv", "--timeout", "inf"),
             ("create", "in.csv", "--delimiter", "ab"),
             ("create", "in.csv", "--journal", "j.sqlite", "--no-journal"),
             ("launch",),
@@ -859,6 +861,8 @@ class TestUsage:
             "no-command",
             "no-input",
             "zero-concurrency",
+            "zero-timeout",
+            "endless-timeout",
             "long-delimiter",
             "journal-twice",
             "unknown",
@@ -870,6 +874,29 @@ class TestUsage:
 
         assert done.returncode == 2
         assert "usage:" in done.stderr or "error:" in done.stderr
+
+
+class TestClosedOutput:
+    def test_a_reader_that_leaves_early_gets_no_traceback(self, tmp_path: Path) -> None:
+        """A dry run piped into a reader that closes at once: exit 1, no traceback."""
+        source = tmp_path / "in.csv"
+        rows = "".join(f"1,Row {n}\n" for n in range(2000))
+        source.write_text("BusinessId,Name\n" + rows, encoding="utf-8")
+        job = subprocess.Popen(
+            _command("create", "--dry-run", str(source)),
+            cwd=tmp_path,
+            env=_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert job.stdout is not None
+        job.stdout.close()
+        _, err = job.communicate(timeout=30)
+
+        assert job.returncode == 1
+        assert b"Traceback" not in err
+        assert b"BrokenPipeError" not in err
 
 
 class TestOtherCommands:

@@ -218,6 +218,70 @@ class TestResuming:
         assert after[3]["errors"] == before[3]["errors"]
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+class TestResultsCannotBeWritten:
+    async def test_a_full_disk_stops_the_run_and_the_rerun_resumes(
+        self, tmp_path: Path
+    ) -> None:
+        """Rows that cannot be written stop the job, fail the run, and lose nothing."""
+        rows = "".join(f"1,Row {n}\n" for n in range(60))
+        (tmp_path / "in.csv").write_text("BusinessId,Name\n" + rows, encoding="utf-8")
+        (tmp_path / "full.jsonl").symlink_to("/dev/full")
+        config = EmulatorConfig(limits=Limits.off())
+        async with Emulator(config) as emulator:
+            failed = await _create(
+                _options(tmp_path, output=str(tmp_path / "full.jsonl"), concurrency=4),
+                emulator.base_url,
+            )
+            stored_then = len(emulator.records)
+            again = await _create(
+                _options(tmp_path, output=str(tmp_path / "again.jsonl")),
+                emulator.base_url,
+            )
+            stored = sorted(row["Name"] for row in emulator.records.values())
+
+        assert failed.exit_code == EXIT_INCOMPLETE
+        assert failed.results_error is not None
+        assert "No space left" in failed.results_error
+        assert failed.stop_reason is not None
+        assert "results could not be written" in failed.stop_reason
+        # Every record is counted, and sending stopped at the first failed row.
+        assert sum(failed.counts.values()) == 60
+        assert failed.counts["created"] == stored_then < 60
+        assert failed.counts["not_attempted"] == 60 - stored_then
+        summary = "\n".join(summary_lines(failed))
+        assert "the results could not be written" in summary
+        assert "the journal has every outcome" in summary
+        # The journal knew what was created: nothing twice, nothing missing.
+        assert again.exit_code == EXIT_OK
+        assert again.counts["skipped"] == stored_then
+        assert stored == sorted(f"Row {n}" for n in range(60))
+        lines = (tmp_path / "again.jsonl").read_text().splitlines()
+        outcomes = [loads(line)["outcome"] for line in lines]
+        assert len(outcomes) == 60
+
+    def test_the_summary_names_the_failure_without_a_journal(self) -> None:
+        """Without a journal the summary still says which rows are missing."""
+        result = JobResult(
+            counts={
+                "created": 2,
+                "rejected": 0,
+                "failed": 0,
+                "unknown": 0,
+                "skipped": 0,
+                "not_attempted": 3,
+            },
+            elapsed=1.0,
+            exit_code=EXIT_INCOMPLETE,
+            output="out.jsonl",
+            journal=None,
+            results_error="[Errno 32] Broken pipe",
+        )
+        summary = "\n".join(summary_lines(result))
+        assert "the results could not be written ([Errno 32] Broken pipe)" in summary
+        assert "journal" not in summary
+
+
 class TestCannotStart:
     async def test_a_server_that_refuses_connections_is_a_setup_error(
         self, tmp_path: Path
@@ -237,6 +301,24 @@ class TestCannotStart:
         assert raised.value.exit_code == EXIT_USAGE
         assert str(raised.value) == (
             f"cannot reach the API at {base_url}: Connection refused"
+        )
+        assert not (tmp_path / "in.results.jsonl").exists()
+
+    async def test_a_connection_that_takes_too_long_says_so(
+        self, tmp_path: Path
+    ) -> None:
+        """A connection not made within the timeout: the message names the wait."""
+        (tmp_path / "in.csv").write_text("BusinessId,Name\n1,A\n", encoding="utf-8")
+        with socket.socket() as listening:
+            listening.bind(("127.0.0.1", 0))
+            listening.listen()
+            base_url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+
+            with pytest.raises(CommandError) as raised:
+                await _create(_options(tmp_path, timeout=1e-9), base_url)
+
+        assert str(raised.value) == (
+            f"cannot reach the API at {base_url}: no answer in 1e-09s"
         )
         assert not (tmp_path / "in.results.jsonl").exists()
 

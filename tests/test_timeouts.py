@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -35,10 +36,15 @@ from test_acceptance_client import (
     record,
     reply,
 )
+from test_acceptance_client import (
+    _call as call,
+)
+from test_acceptance_client import (
+    _route as route,
+)
 
 from nexudus_async import (
     BasicAuth,
-    ImportFileUpdate,
     NexudusClient,
     NexudusError,
     OutcomeUnknownError,
@@ -95,23 +101,6 @@ def stall(first_piece: bytes = b"", seconds: float = 30.0) -> Step:
     return step
 
 
-async def call(client: NexudusClient, method: str) -> Any:
-    """Make the call of the resource that uses ``method``."""
-    files = client.import_files
-    if method == "GET":
-        return await files.get(1)
-    if method == "PUT":
-        return await files.update(ImportFileUpdate(id=1, business_id=1, name="x"))
-    if method == "DELETE":
-        return await files.delete(1)
-    return await files.create(NEW)
-
-
-def route(method: str) -> tuple[str, str]:
-    """The method and path ``call`` uses."""
-    return (method, ONE if method in {"GET", "DELETE"} else PATH)
-
-
 def cancelling() -> int:
     """How many cancellations of the current task are pending."""
     task = asyncio.current_task()
@@ -127,9 +116,9 @@ async def server() -> AsyncIterator[Server]:
 
 
 class TestConstruction:
-    @pytest.mark.parametrize("timeout", [0, 0.0, -1, -0.5])
+    @pytest.mark.parametrize("timeout", [0, 0.0, -1, -0.5, math.inf, math.nan])
     def test_non_positive_timeout_is_refused(self, timeout: float) -> None:
-        """A timeout of zero or less raises ValueError when the client is built."""
+        """A timeout not above zero, or not finite, raises ValueError at construction."""
         with pytest.raises(ValueError, match="timeout"):
             NexudusClient(auth=BasicAuth("user", "password"), timeout=timeout)
 

@@ -8,6 +8,7 @@ where that is the only way to see the behaviour (nothing armed, nothing left ove
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 import time
 
@@ -36,9 +37,9 @@ async def _until(condition: object, limit: float = 5.0) -> None:
 
 
 class TestConstruction:
-    @pytest.mark.parametrize("timeout", [0, 0.0, -1, -0.5])
+    @pytest.mark.parametrize("timeout", [0, 0.0, -1, -0.5, math.inf, math.nan])
     def test_non_positive_timeout_is_refused(self, timeout: float) -> None:
-        """A timeout of zero or less raises ValueError naming the value given."""
+        """A timeout not above zero, or not finite, raises ValueError naming it."""
         with pytest.raises(ValueError, match="timeout") as caught:
             Watchdog(timeout)
         assert repr(timeout) in str(caught.value)
