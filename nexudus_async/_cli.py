@@ -85,7 +85,7 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
     if not 0 < number < math.inf:
         raise argparse.ArgumentTypeError(
-            f"expected a number of seconds above 0, not {text}"
+            f"expected a finite number of seconds above 0, not {text}"
         )
     return number
 
@@ -489,6 +489,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Whatever reads standard output has gone (`| head`). What it did not
         # read is not wanted; the job, if one ran, has said what it could.
         _forget_stdout()
+        return EXIT_INCOMPLETE
+    except OSError as exc:
+        # Standard output refused what it was given (a full disk): every other
+        # file the commands write reports its own failures.
+        _forget_stdout()
+        _error(f"cannot write to standard output: {exc}")
         return EXIT_INCOMPLETE
 
     return code

@@ -154,8 +154,9 @@ class NexudusClient:
 
     Raises:
         ValueError: ``base_url`` is not usable, or is plain http to a host that is
-            not loopback without ``allow_http``, or ``timeout`` is not a positive
-            number of seconds.
+            not loopback without ``allow_http``, or ``timeout`` is not a finite
+            number of seconds above 0.
+        TypeError: ``timeout`` is not a number (nor None).
     """
 
     def __init__(

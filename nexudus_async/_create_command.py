@@ -160,6 +160,7 @@ class JobResult:
         resume_at: When the write quota allows writes again, if it stopped the job.
         input_error: The problem that ended standard input early, when one did.
         results_error: Why the results file stopped taking rows, when it did.
+        rows_written: Rows the results file took.
     """
 
     counts: Mapping[str, int]
@@ -171,6 +172,7 @@ class JobResult:
     resume_at: datetime | None = None
     input_error: str | None = None
     results_error: str | None = None
+    rows_written: int = 0
 
 
 #: The daily write quota Nexudus documents.
@@ -509,7 +511,14 @@ async def run_create(
             journal = stack.enter_context(Journal(journal_path))
         client = await _signed_in_client(options, auth, ask_totp)
         try:
-            writer = stack.enter_context(open_results(output))
+            try:
+                writer = stack.enter_context(open_results(output))
+            except OSError as exc:
+                # Nothing sent yet: a place to write the results is setup, like
+                # the input.
+                raise CommandError(
+                    f"cannot write the results to {output}: {exc}"
+                ) from None
             run = JobRun(
                 writer, journal, display, limits=options.rate_limits, total=total
             )
@@ -535,6 +544,7 @@ async def run_create(
         resume_at=run.job.resume_at,
         input_error=None if run.input_error is None else str(run.input_error),
         results_error=None if run.write_error is None else str(run.write_error),
+        rows_written=run.rows_written,
     )
 
 
@@ -574,8 +584,10 @@ def summary_lines(result: JobResult) -> list[str]:
         lines.append(f"stopped early: {result.stop_reason}")
     if result.results_error is not None:
         lines.append(
-            f"the results could not be written ({result.results_error}): the rows"
-            " of the records that finished after that are missing"
+            f"the results could not be written ({result.results_error}): they hold"
+            f" the first {plural(result.rows_written, 'row')} only, and the"
+            f" {plural(sum(result.counts.values()) - result.rows_written, 'record')}"
+            " that finished after those have none"
         )
         if result.journal is not None:
             lines.append(

@@ -118,6 +118,7 @@ class JobRun:
         self.input_error: InputFileError | None = None
         #: Why the results file stopped taking rows, if it did.
         self.write_error: OSError | None = None
+        self.rows_written = 0
 
     @property
     def exit_code(self) -> int:
@@ -192,6 +193,8 @@ class JobRun:
             self.writer.write(_result_row(outcome, kind, message))
         except OSError as exc:
             self._results_failed(exc)
+        else:
+            self.rows_written += 1
 
     def _results_failed(self, exc: OSError) -> None:
         # A full disk or a closed pipe: the rows from here on would be lost, so no

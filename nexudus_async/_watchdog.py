@@ -62,10 +62,8 @@ class Watchdog:
     """
 
     def __init__(self, timeout: float | None) -> None:
-        if timeout is not None and not 0 < timeout < math.inf:
-            raise ValueError(
-                f"timeout must be a positive number of seconds or None, got {timeout!r}"
-            )
+        if timeout is not None:
+            timeout = _seconds(timeout)
         self.timeout = timeout
         self._tick = (
             0.0 if timeout is None else min(timeout / TICKS_PER_TIMEOUT, MAX_TICK)
@@ -125,6 +123,24 @@ class Watchdog:
                 watch.task.cancel()
         loop = next(iter(self._watches)).task.get_loop()
         self._timer = loop.call_later(self._tick, self._check)
+
+
+def _seconds(timeout: object) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(
+            f"timeout must be a number of seconds or None, not {type(timeout).__name__}"
+        )
+    try:
+        seconds = float(timeout)
+    except OverflowError:
+        # An int too large for a float: as endless as infinity.
+        seconds = math.inf
+    if not 0 < seconds < math.inf:
+        raise ValueError(
+            f"timeout must be a finite number of seconds above 0, or None; got {timeout!r}"
+        )
+
+    return seconds
 
 
 def _withdraw(task: asyncio.Task[object]) -> bool:

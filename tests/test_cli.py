@@ -898,6 +898,28 @@ class TestClosedOutput:
         assert b"Traceback" not in err
         assert b"BrokenPipeError" not in err
 
+    @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+    def test_a_full_disk_on_standard_output_is_one_message(
+        self, tmp_path: Path
+    ) -> None:
+        """A dry run into a full disk: exit 1 and one line saying so, no traceback."""
+        source = tmp_path / "in.csv"
+        source.write_text("BusinessId,Name\n1,A\n2,B\n", encoding="utf-8")
+        with open("/dev/full", "wb") as full:
+            done = subprocess.run(
+                _command("create", "--dry-run", str(source)),
+                cwd=tmp_path,
+                env=_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=full,
+                stderr=subprocess.PIPE,
+                timeout=30,
+            )
+
+        assert done.returncode == 1
+        assert b"cannot write to standard output: [Errno 28]" in done.stderr
+        assert b"Traceback" not in done.stderr
+
 
 class TestOtherCommands:
     def test_demo_imports_the_example_and_lists_what_was_created(

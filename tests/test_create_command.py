@@ -251,6 +251,8 @@ class TestResultsCannotBeWritten:
         assert failed.counts["not_attempted"] == 60 - stored_then
         summary = "\n".join(summary_lines(failed))
         assert "the results could not be written" in summary
+        assert "they hold the first 0 rows only" in summary
+        assert f"the {60} records that finished after those have none" in summary
         assert "the journal has every outcome" in summary
         # The journal knew what was created: nothing twice, nothing missing.
         assert again.exit_code == EXIT_OK
@@ -259,6 +261,27 @@ class TestResultsCannotBeWritten:
         lines = (tmp_path / "again.jsonl").read_text().splitlines()
         outcomes = [loads(line)["outcome"] for line in lines]
         assert len(outcomes) == 60
+
+    async def test_a_results_file_that_takes_no_header_is_a_setup_error(
+        self, tmp_path: Path
+    ) -> None:
+        """A CSV results file whose header cannot be written: exit 2, one message."""
+        (tmp_path / "in.csv").write_text("BusinessId,Name\n1,A\n", encoding="utf-8")
+        (tmp_path / "full.csv").symlink_to("/dev/full")
+        config = EmulatorConfig(limits=Limits.off())
+        async with Emulator(config) as emulator:
+            with pytest.raises(CommandError) as raised:
+                await _create(
+                    _options(tmp_path, output=str(tmp_path / "full.csv")),
+                    emulator.base_url,
+                )
+            stored = len(emulator.records)
+
+        assert raised.value.exit_code == EXIT_USAGE
+        assert str(raised.value).startswith(
+            f"cannot write the results to {tmp_path / 'full.csv'}: [Errno 28]"
+        )
+        assert stored == 0
 
     def test_the_summary_names_the_failure_without_a_journal(self) -> None:
         """Without a journal the summary still says which rows are missing."""
@@ -276,9 +299,11 @@ class TestResultsCannotBeWritten:
             output="out.jsonl",
             journal=None,
             results_error="[Errno 32] Broken pipe",
+            rows_written=2,
         )
         summary = "\n".join(summary_lines(result))
         assert "the results could not be written ([Errno 32] Broken pipe)" in summary
+        assert "the first 2 rows only, and the 3 records" in summary
         assert "journal" not in summary
 
 

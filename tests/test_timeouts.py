@@ -116,7 +116,9 @@ async def server() -> AsyncIterator[Server]:
 
 
 class TestConstruction:
-    @pytest.mark.parametrize("timeout", [0, 0.0, -1, -0.5, math.inf, math.nan])
+    @pytest.mark.parametrize(
+        "timeout", [0, 0.0, -1, -0.5, math.inf, math.nan, 10**400, -(10**400)]
+    )
     def test_non_positive_timeout_is_refused(self, timeout: float) -> None:
         """A timeout not above zero, or not finite, raises ValueError at construction."""
         with pytest.raises(ValueError, match="timeout"):

@@ -37,12 +37,20 @@ async def _until(condition: object, limit: float = 5.0) -> None:
 
 
 class TestConstruction:
-    @pytest.mark.parametrize("timeout", [0, 0.0, -1, -0.5, math.inf, math.nan])
+    @pytest.mark.parametrize(
+        "timeout", [0, 0.0, -1, -0.5, math.inf, math.nan, 10**400, -(10**400)]
+    )
     def test_non_positive_timeout_is_refused(self, timeout: float) -> None:
         """A timeout not above zero, or not finite, raises ValueError naming it."""
         with pytest.raises(ValueError, match="timeout") as caught:
             Watchdog(timeout)
         assert repr(timeout) in str(caught.value)
+
+    @pytest.mark.parametrize("timeout", [True, "5", [5]])
+    def test_a_timeout_that_is_not_a_number_is_refused(self, timeout: object) -> None:
+        """A bool, a string or anything else not a number raises TypeError."""
+        with pytest.raises(TypeError, match="timeout must be a number of seconds"):
+            Watchdog(timeout)  # type: ignore[arg-type]
 
     async def test_no_timeout_watches_nothing(self) -> None:
         """Without a timeout start() returns None, arms no timer, and None is inert."""
