@@ -94,8 +94,8 @@ class BulkJob:
     Iterating the job yields one `Outcome` per input record, in the order records
     finish. Leaving the ``async with`` block before the last outcome (``break``, an
     exception, a cancellation) stops the job: creates in flight are cancelled and
-    end ``unknown`` (those the client still held, waiting for its rate limiter or
-    a token, end ``not_attempted``), the rest of the input is read and marked
+    end ``unknown`` (those the client still held, waiting for its rate limiter, a
+    token or a free connection, end ``not_attempted``), the rest of the input is read and marked
     ``not_attempted`` (for at most ``drain_timeout`` seconds), and each of those
     outcomes still reaches the journal, the progress callback and ``on_outcome``.
     To stop and still see every outcome in the loop, call `cancel` (or `stop`)
@@ -285,7 +285,7 @@ class BulkJob:
 
         Records not yet started end ``not_attempted`` with ``reason``, and so do
         those whose create the client still held unsent, waiting for its rate
-        limiter or a token. Keep iterating to receive their outcomes; the
+        limiter, a token or a free connection. Keep iterating to receive their outcomes; the
         iteration then ends normally.
         """
         self._abort(reason, quiet=True)
@@ -552,9 +552,10 @@ class BulkJob:
         # A record not attempted changed nothing on the server: an entry an earlier
         # run left "sending" stays so, to be reconciled next time. So does the mark
         # this run wrote before a create the client then never sent (cancelled
-        # while it waited for the rate limiter or a token): clearing it would rest
-        # the next run's safety on that claim alone, where leaving it costs that
-        # run one lookup of the record.
+        # while it waited for the rate limiter, a token or a free connection):
+        # clearing it would rest the next run's safety on that claim alone, where
+        # leaving it costs that run a lookup of the record, made once the mark is
+        # `settle_time` old.
         if (
             self._journal is not None
             and attempt.key is not None
@@ -688,8 +689,8 @@ def bulk_create(
     * ``unknown``: the create may have been stored and a lookup could not settle
       it (the lookup failed, or only a near-identical name was found), or the job
       was cancelled while it was in flight. A create the client still held when
-      the job was cancelled (waiting for its rate limiter or a token, nothing
-      sent) ends ``not_attempted`` instead.
+      the job was cancelled (waiting for its rate limiter, a token or a free
+      connection, nothing sent) ends ``not_attempted`` instead.
     * ``skipped``: not sent: the journal says an earlier run created (or rejected)
       it, or ``skip_existing`` found it on the server (under an Id no other
       input record owns). One rejected earlier carries that run's ``errors``.

@@ -3,7 +3,8 @@
 A bulk job cancelled midway must say, of each create it cut short, whether the
 request may have reached the server (``unknown``: the next run looks it up before
 sending it) or surely did not (``not_attempted``). Only the client can tell: a
-create may wait inside it for the rate limiter or for a token, with nothing sent.
+create may wait inside it for the rate limiter, a token or a free connection, with
+nothing sent.
 
 A context variable carries the answer up without widening the signature of every
 layer between the bulk creator and the client: a task that wants to know puts a
@@ -30,8 +31,8 @@ class Phase(enum.Enum):
     #: No call has reported since the state was reset: nothing can be told.
     UNTRACKED = "untracked"
     #: The client holds the call and has sent nothing of it that the server may
-    #: act on: it waits for the rate limiter or a token, or retries an answer
-    #: that means the server did not act.
+    #: act on: it waits for the rate limiter, a token or a free connection of the
+    #: pool, or retries an answer that means the server did not act.
     WAITING = "waiting"
     #: Handed to the transport: from here the request may reach the server.
     SENT = "sent"

@@ -52,6 +52,7 @@ from nexudus_async import (
     RetryPolicy,
     TransportError,
 )
+from nexudus_async._sending import Phase, SendState, send_state
 
 needs_uncancel = pytest.mark.skipif(
     sys.version_info < (3, 11), reason="tasks count cancellations from Python 3.11"
@@ -427,6 +428,37 @@ class TestPool:
         assert len(server.hits) == 2
         # The two answers could not overlap: the second waited its turn.
         assert spent >= 1.4
+
+    async def test_a_create_cancelled_while_waiting_for_a_connection_was_not_sent(
+        self, server: Server
+    ) -> None:
+        """A create held for a pooled connection, then cancelled, reports waiting."""
+        server.on("GET", ONE, hang())
+        server.on("POST", PATH, reply(envelope(7)))
+        connector = aiohttp.TCPConnector(limit_per_host=1)
+        state = SendState()
+
+        async def create(client: NexudusClient) -> None:
+            send_state.set(state)
+            await client.import_files.create(NEW)
+
+        async with aiohttp.ClientSession(connector=connector) as session:
+            client = make_client(
+                server.base_url, session=session, timeout=5.0, retry=NO_RETRY
+            )
+            async with client:
+                holder = asyncio.create_task(client.import_files.get(1))
+                await server.wait_for(1)
+                waiting = asyncio.create_task(create(client))
+                await asyncio.sleep(0.2)
+                waiting.cancel()
+                holder.cancel()
+                for task in (waiting, holder):
+                    with pytest.raises(asyncio.CancelledError):
+                        await task
+
+        assert state.phase is Phase.WAITING
+        assert [hit.method for hit in server.hits] == ["GET"]
 
     async def test_owned_session_serves_many_slow_requests(
         self, server: Server
