@@ -2,7 +2,7 @@
 
 A job runs a fixed pool of worker tasks in one anyio task group. Each worker takes
 the next record straight from the input, settles it, and hands its outcome to the
-consumer through a small memory stream. So the input is read only as fast as records
+consumer through a small bounded queue (`Outbox`). So the input is read only as fast as records
 are settled (the look-ahead is one record per worker), the first create goes out as
 soon as the first record is read, and the number of tasks never grows past the
 concurrency, however long the input.
@@ -36,13 +36,13 @@ from ._constants import DEFAULT_TIMEOUT
 from ._errors import ClientStateError
 from ._io import RecordKeys, SourceRecord
 from ._models import ImportFileCreate
+from ._outbox import EMPTY, Outbox
 from ._outcomes import BulkReport, Outcome, OutcomeKind
 from ._progress import Progress, ProgressCallback, ProgressTracker
 from ._sending import SendState, send_state
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
-    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
     from typing_extensions import Unpack
 
     from ._journal import Journal
@@ -158,7 +158,7 @@ class BulkJob:
 
         self._entered = False
         self._task_group: TaskGroup | None = None
-        self._receive: MemoryObjectReceiveStream[Outcome] | None = None
+        self._outbox: Outbox[Outcome] | None = None
         self._tracker: ProgressTracker | None = None
         self._started_at = 0.0
         self._ended_at: float | None = None
@@ -198,15 +198,12 @@ class BulkJob:
         )
         # Room for one finished outcome per worker: a consumer that is briefly busy
         # does not stall the workers, one that stops reading soon does.
-        send, self._receive = anyio.create_memory_object_stream[Outcome](
-            self._concurrency
-        )
+        self._outbox = Outbox(self._concurrency, senders=self._concurrency)
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
-        with send:
-            for _ in range(self._concurrency):
-                task_group.start_soon(self._worker, send.clone())
+        for _ in range(self._concurrency):
+            task_group.start_soon(self._worker)
 
         return self
 
@@ -216,24 +213,24 @@ class BulkJob:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        task_group, receive = self._task_group, self._receive
-        if task_group is None or receive is None:
+        task_group, outbox = self._task_group, self._outbox
+        if task_group is None or outbox is None:
             return
         self._task_group = None
 
         left_early = not self._reached_end
         if left_early:
             self._abort(_interrupted_by(exc), quiet=True)
-            # Workers blocked handing over an outcome give up at once; what they
+            # Workers waiting to hand over an outcome give up at once; what they
             # settled is already accounted for.
-            receive.close()
+            outbox.close()
             task_group.cancel_scope.cancel()
         try:
             # The body's exception is not passed in: it propagates from here as it
             # was, not wrapped in an exception group.
             await task_group.__aexit__(None, None, None)
         finally:
-            receive.close()
+            outbox.close()
             try:
                 if left_early:
                     await self._drain()
@@ -246,30 +243,17 @@ class BulkJob:
         return self
 
     async def __anext__(self) -> Outcome:
-        receive = self._receive
-        if receive is None:
+        outbox = self._outbox
+        if outbox is None:
             raise ClientStateError(
                 "iterate a bulk job inside 'async with bulk_create(...) as job'"
             )
-        # Ready outcomes are taken without a trip through the event loop. Nothing is
-        # awaited or raised inside an except clause, so neither a cancellation nor
-        # the input's error carries a stream exception as context into a traceback.
-        try:
-            return receive.receive_nowait()
-        except anyio.WouldBlock:
-            waiting = True
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            waiting = False
-        if waiting:
-            try:
-                return await receive.receive()
-            except (anyio.EndOfStream, anyio.ClosedResourceError):
-                pass
-            except anyio.get_cancelled_exc_class() as exc:
-                # The stream waits inside its own "except WouldBlock"; that internal
-                # detail would otherwise print as a first, chained traceback.
-                exc.__suppress_context__ = True
-                raise
+        # A ready outcome is taken without a trip through the event loop.
+        outcome = outbox.get_nowait()
+        if outcome is EMPTY:
+            outcome = await outbox.get()
+        if isinstance(outcome, Outcome):
+            return outcome
         self._end_of_stream()
 
     def _end_of_stream(self) -> NoReturn:
@@ -375,14 +359,15 @@ class BulkJob:
 
     # --- the workers -------------------------------------------------------------
 
-    async def _worker(self, send: MemoryObjectSendStream[Outcome]) -> None:
-        settler = self._settler
+    async def _worker(self) -> None:
+        settler, outbox = self._settler, self._outbox
+        assert outbox is not None
         attempt: Attempt | None = None
         # The client reports into this how far the create in hand got, so that a
         # cancelled one it never sent ends not attempted. Set in this task, it is
         # seen by everything the task awaits and by no other worker.
         send_state.set(SendState())
-        with send:
+        try:
             while True:
                 # One cancel scope per worker rather than per record, for speed.
                 # `cancel` cancels it; every await inside that is not shielded
@@ -404,12 +389,10 @@ class BulkJob:
                             outcome = await settler.settle(attempt)
                             self._record(attempt, outcome)
                             attempt = None
-                            try:
-                                send.send_nowait(outcome)
-                            except anyio.WouldBlock:
-                                if not await self._deliver(send, outcome):
-                                    return
-                            except anyio.BrokenResourceError:
+                            handed = outbox.put_nowait(outcome)
+                            if handed is None:
+                                handed = await outbox.put(outcome)
+                            if not handed:
                                 # The consumer has left the job. Reading on would
                                 # only mark records not attempted, and with nothing
                                 # awaited in between, an endless input would hold
@@ -432,28 +415,11 @@ class BulkJob:
                     outcome = settler.interrupted(attempt)
                     self._record(attempt, outcome)
                     attempt = None
-                    if not await self._deliver(send, outcome):
+                    if not await outbox.put(outcome):
                         return
-
-    async def _deliver(
-        self, send: MemoryObjectSendStream[Outcome], outcome: Outcome
-    ) -> bool:
-        """Hand ``outcome`` to the consumer; False if it has left the job."""
-        try:
-            send.send_nowait(outcome)
-        except anyio.WouldBlock:
-            # A send that is cancelled may or may not have handed the outcome over,
-            # so it is shielded. It cannot hang: the consumer either takes the
-            # outcome or leaves the job, which closes its end of the stream.
-            try:
-                with anyio.CancelScope(shield=True):
-                    await send.send(outcome)
-            except anyio.BrokenResourceError:
-                return False
-        except anyio.BrokenResourceError:
-            return False
-
-        return True
+        finally:
+            # Once every worker is done, the consumer sees the end.
+            outbox.sender_done()
 
     # --- the input ---------------------------------------------------------------
 
