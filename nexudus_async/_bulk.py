@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
     from typing_extensions import Unpack
 
-    from ._journal import Journal
+    from ._journal import Journal, JournalEntry
 
 __all__ = ["SETTLE_MARGIN", "BulkJob", "BulkOptions", "bulk_create", "create_all"]
 
@@ -515,20 +515,24 @@ class BulkJob:
     def _record(self, attempt: Attempt, outcome: Outcome) -> None:
         """Account for one settled record: journal, stop policy, progress, hook."""
         kind = outcome.kind
-        # A record not attempted changed nothing on the server: an entry an earlier
-        # run left "sending" stays so, to be reconciled next time. So does the mark
-        # this run wrote before a create the client then never sent (cancelled
-        # while it waited for the rate limiter, a token or a free connection):
-        # clearing it would rest the next run's safety on that claim alone, where
-        # leaving it costs that run a lookup of the record, made once the mark is
-        # `settle_time` old.
+        # A record not attempted changed nothing on the server, so its outcome is
+        # not journaled: an entry an earlier run left "sending" stays so, to be
+        # reconciled next time. The mark this run wrote before a create the client
+        # then held unsent (the job stopped while it waited for the rate limiter,
+        # a token or a free connection) is taken back instead, so that the next
+        # run sends the record at once rather than look it up once the mark is
+        # `settle_time` old. Only when that create was the record's only one of
+        # this run, over an entry that stored nothing: after a lost answer, or an
+        # earlier run's mark, an earlier create may still land, and the mark stays.
         if (
             self._journal is not None
             and attempt.key is not None
             and not attempt.from_journal
-            and kind is not OutcomeKind.NOT_ATTEMPTED
         ):
-            self._journal_done(self._journal, attempt.key, outcome)
+            if kind is not OutcomeKind.NOT_ATTEMPTED:
+                self._journal_done(self._journal, attempt.key, outcome)
+            elif attempt.mark_unsent:
+                self._journal_unsent(self._journal, attempt.key, attempt.journaled)
 
         if kind is OutcomeKind.FAILED or kind is OutcomeKind.UNKNOWN:
             self._failures += 1
@@ -560,6 +564,16 @@ class BulkJob:
                 outcome.errors,
             )
         except Exception as exc:
+            logger.error("journal write failed: %s", exc)
+            self.halt(f"the journal failed: {exc}")
+
+    def _journal_unsent(
+        self, journal: Journal, key: str, before: JournalEntry | None
+    ) -> None:
+        try:
+            journal.unmark_sending(key, before)
+        except Exception as exc:
+            # The mark stays: the next run looks the record up before sending it.
             logger.error("journal write failed: %s", exc)
             self.halt(f"the journal failed: {exc}")
 
@@ -688,13 +702,16 @@ def bulk_create(
             worker.
         concurrency: Records in progress at once, which is also the number of
             worker tasks.
-        stop_after: Stop after this many failed or unknown records; None never
-            stops for failures.
+        stop_after: Stop sending after this many failed or unknown records; None
+            never stops for failures. Creates in flight then still finish, so a
+            job may end with more.
         skip_existing: Look each record up by BusinessId and Name first, and skip
             it when it exists. Costs one GET (more for common names) per record.
         journal: A `Journal`: records created or rejected by an earlier run are
             skipped, records it left in flight are looked up first, and every
-            create is marked as sending, durably, before it goes out.
+            create is marked as sending, durably, before it goes out. A record's
+            first create of the job that the client still held unsent when the
+            job stopped has its mark taken back, so the next run sends it at once.
         progress: Called with a `Progress` snapshot at most every
             ``progress_interval`` seconds while records finish, and once at the
             end. It runs on the event loop and must return quickly.

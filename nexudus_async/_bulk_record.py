@@ -50,7 +50,7 @@ from ._sending import UNTRACKED, WAITING, SendState, send_state
 from ._validate import validate_create
 
 if TYPE_CHECKING:
-    from ._journal import Journal
+    from ._journal import Journal, JournalEntry
 
 __all__ = [
     "Attempt",
@@ -125,6 +125,26 @@ class Attempt:
     #: got: the worker's state, reset for each send. None before the first send,
     #: and outside a worker.
     sending: SendState | None = None
+    #: The journal's entry for the record as this run found it, before any mark
+    #: of its own (None: there was none, or there is no journal).
+    journaled: JournalEntry | None = None
+    #: Sending marks this run wrote for the record.
+    marks: int = 0
+
+    @property
+    def mark_unsent(self) -> bool:
+        """Whether the journal's sending mark for this record stands for nothing sent.
+
+        True when this run wrote the record's only mark of the run, the client
+        says it still holds that create unsent, and the entry before the mark was
+        none or a failed one, which stored nothing. A record sent earlier in this
+        run, or left in doubt by an earlier run, may still land: its mark must stay.
+        """
+        sending = self.sending
+        if self.marks != 1 or sending is None or sending.phase is not WAITING:
+            return False
+        before = self.journaled
+        return before is None or before.state == "failed"
 
     def outcome(
         self,
@@ -474,6 +494,7 @@ class Settler:
             logger.error("journal read failed: %s", exc)
             self._job.halt(f"the journal failed: {exc}")
             return self.not_attempted(a)
+        a.journaled = entry
         if entry is None or entry.state == "failed":
             # A failed create stored nothing; sending it again is safe.
             return None
@@ -721,5 +742,6 @@ class Settler:
             logger.error("journal write failed: %s", exc)
             self._job.halt(f"the journal failed: {exc}")
             return False
+        a.marks += 1
 
         return True

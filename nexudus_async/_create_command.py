@@ -17,9 +17,10 @@ The steps, in the order a user meets their failures:
    written to the results file the moment it is settled.
 
 A first SIGINT or SIGTERM cancels the job: creates in flight end ``unknown`` (the
-journal still says ``sending``, so the next run looks them up), the rest end
-``not_attempted`` (creates the client still held unsent, waiting for the rate limiter
-or a token, among them), every one of them is written, and the summary follows. A
+journal says so, and the next run looks them up), the rest end ``not_attempted``
+(creates the client still held unsent, waiting for the rate limiter or a token,
+among them; the next run sends those at once, unless an earlier create of the
+record may still land), every one of them is written, and the summary follows. A
 second signal exits at once.
 """
 

@@ -5,7 +5,10 @@ before its create is sent, then to ``created``, ``rejected``, ``failed`` or
 ``unknown``; a rejected one keeps its field errors, so a re-run that skips it can
 still say which fields were refused. A re-run skips what is done and reconciles what
 `Journal.pending` lists: records that were in flight when a run died, or whose
-create got no answer.
+create got no answer. A sending mark whose create surely never left (the client
+still held it when the job stopped) can be taken back with
+`Journal.unmark_sending`: the entry is then as it was before the mark, and a re-run
+sends the record at once.
 
 The durability rule: `Journal.mark_sending` commits before it returns, so once the
 create is sent the journal says so, whatever happens to the process next. Send a
@@ -14,11 +17,12 @@ the commit also waits for the disk, so the mark survives a power cut too;
 ``"normal"`` skips that wait and still survives the process being killed, which is
 all a crash of the program itself can do.
 
-Done marks (`Journal.mark_done`) are cheaper: they are committed with the next
-sending mark, by `Journal.commit`, on close, and by the done mark that finds
-`DONE_BATCH` marks waiting or the oldest waiting `DONE_SECONDS` old. One lost in a
-crash leaves its record ``sending``, which the next run reconciles like any other
-record in flight: the loss costs a lookup, never a duplicate.
+Done marks (`Journal.mark_done`) and taken-back marks (`Journal.unmark_sending`)
+are cheaper: they are committed with the next sending mark, by `Journal.commit`, on
+close, and by the done mark that finds `DONE_BATCH` marks waiting or the oldest
+waiting `DONE_SECONDS` old. One lost in a crash leaves its record ``sending``,
+which the next run reconciles like any other record in flight: the loss costs a
+lookup, never a duplicate.
 
 One process at a time: the journal holds an exclusive lock on its file while open,
 so a second run on the same journal fails within a second with `JournalError`
@@ -107,6 +111,24 @@ ON CONFLICT (key) DO UPDATE SET
     message = NULL,
     errors = NULL
 WHERE state != 'created'
+"""
+
+# Taking back a sending mark: only the mark written over the entry the caller
+# read, and only while it is still that mark (no later mark or done mark since).
+_UNMARK_NEW: Final = (
+    "DELETE FROM records WHERE key = ? AND state = 'sending' AND attempts = 1"
+)
+_UNMARK_FAILED: Final = """
+UPDATE records SET
+    state = 'failed',
+    id = ?,
+    attempts = ?,
+    updated_at = ?,
+    business_id = ?,
+    name = ?,
+    message = ?,
+    errors = ?
+WHERE key = ? AND state = 'sending' AND attempts = ?
 """
 
 _MARK_DONE: Final = """
@@ -434,12 +456,62 @@ class Journal(ClosesOnExit):
                 _MARK_DONE,
                 (key, outcome, _text(id), time.time(), message, stored_errors),
             )
-            self._uncommitted += 1
-            if (
-                self._uncommitted >= DONE_BATCH
-                or time.monotonic() - self._first_uncommitted >= DONE_SECONDS
-            ):
-                self._commit(db)
+            self._batched(db)
+
+    def unmark_sending(self, key: str, before: JournalEntry | None) -> bool:
+        """Take back the sending mark of a create that never left; see the module docs.
+
+        The entry becomes ``before`` again: removed when there was none, or
+        ``failed`` as it was. The next run then sends the record at once, without
+        waiting to look it up. Call it only when nothing of the create can have
+        reached the server, and only for the one mark written over ``before``:
+        an entry marked again since, or marked done, is left as it is. Committed
+        like a done mark; one lost in a crash leaves the entry ``sending``, which
+        costs the next run a lookup, never a duplicate.
+
+        Args:
+            key: The record key.
+            before: The entry `state` returned just before that mark: None, or a
+                ``failed`` entry (one that stored nothing).
+
+        Returns:
+            Whether the mark was taken back; False when the entry no longer holds
+            that mark.
+
+        Raises:
+            ValueError: ``before`` is another record's entry, or in a state that
+                may have stored something.
+        """
+        values: tuple[Any, ...]
+        if before is None:
+            statement, values = _UNMARK_NEW, (key,)
+        else:
+            if before.key != key:
+                raise ValueError(f"the entry given is {before.key}'s, not {key}'s")
+            if before.state != "failed":
+                raise ValueError(
+                    "only a mark written over no entry or a failed one can be taken"
+                    f" back, not over {before.state!r}"
+                )
+            values = (
+                _text(before.id),
+                before.attempts,
+                before.updated_at.timestamp(),
+                _text(before.business_id),
+                before.name,
+                before.message,
+                _encode_errors(before.errors) if before.errors else None,
+                key,
+                before.attempts + 1,
+            )
+            statement = _UNMARK_FAILED
+        with self._lock:
+            db = self._connection()
+            self._begin(db)
+            taken_back = db.execute(statement, values).rowcount == 1
+            self._batched(db)
+
+        return taken_back
 
     def set_meta(self, name: str, value: str) -> None:
         """Store a named value with the journal (such as a fingerprint of the input)."""
@@ -476,6 +548,15 @@ class Journal(ClosesOnExit):
         if not db.in_transaction:
             db.execute("BEGIN IMMEDIATE")
             self._first_uncommitted = time.monotonic()
+
+    def _batched(self, db: sqlite3.Connection) -> None:
+        """Count a write that may wait for a commit; commit once the batch is due."""
+        self._uncommitted += 1
+        if (
+            self._uncommitted >= DONE_BATCH
+            or time.monotonic() - self._first_uncommitted >= DONE_SECONDS
+        ):
+            self._commit(db)
 
     def _commit(self, db: sqlite3.Connection) -> None:
         if db.in_transaction:

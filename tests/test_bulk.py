@@ -15,7 +15,14 @@ import sys
 import time
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,6 +40,7 @@ from nexudus_async._errors import (
     ConflictError,
     ConnectError,
     HostNotFoundError,
+    JournalError,
     NotFoundError,
     OutcomeUnknownError,
     PermissionDeniedError,
@@ -54,6 +62,7 @@ from nexudus_async._models import (
 )
 from nexudus_async._outcomes import Outcome, OutcomeKind
 from nexudus_async._progress import Progress
+from nexudus_async._sending import Phase, SendState, send_state
 
 PATH = "/api/crm/crmopportunityimportfiles"
 RESUME_AT = datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -1114,51 +1123,6 @@ class TestCancellation:
         assert stored == ["fast"]
         assert requests == 2
 
-    async def test_a_journaled_create_never_sent_is_created_by_the_next_run(
-        self, tmp_path: Path
-    ) -> None:
-        """Held unsent at the cancel: the journal keeps it sending, the re-run creates it."""
-        from nexudus_async._limiter import RateLimits, Window
-        from nexudus_async.emulator import Emulator, EmulatorConfig, Limits
-
-        names = ["a", "b", "c", "d", "e"]
-        source = write_jsonl(tmp_path / "in.jsonl", names)
-        keys = read_keys(source)
-        first: list[Outcome] = []
-        async with Emulator(EmulatorConfig(limits=Limits.off())) as emulator:
-            with Journal(tmp_path / "j.sqlite", synchronous="normal") as journal:
-                limits = RateLimits([Window(2, 60.0)])
-                async with _client(emulator, rate_limits=limits) as client:
-                    with open_records(source) as reader:
-                        async with bulk_create(
-                            client, reader, concurrency=3, journal=journal
-                        ) as job:
-                            async for outcome in job:
-                                first.append(outcome)
-                                if len(first) == 2:
-                                    job.cancel()
-                entries = {name: journal.state(key) for name, key in keys.items()}
-                async with _client(emulator) as client:
-                    with open_records(source) as reader:
-                        again = await run(client.import_files, reader, journal=journal)
-            stored = sorted(row["Name"] for row in emulator.records.values())
-
-        assert kinds(first) == {"created": 2, "not_attempted": 3}
-        created = {o.record.raw["Name"] for o in first if o.kind is OutcomeKind.CREATED}
-        marks = {n: None if e is None else e.state for n, e in entries.items()}
-        # Never sent, so never marked done: each left sending (or not yet marked,
-        # if the cancel came first) is looked up by the next run, then sent.
-        for name in names:
-            assert marks[name] in (
-                ("created",) if name in created else ("sending", None)
-            )
-        assert list(marks.values()).count("sending") >= 1
-        assert {o.record.raw["Name"]: o.kind.value for o in again} == {
-            n: "skipped" if n in created else "created" for n in names
-        }
-        assert not any(o.reconciled for o in again)
-        assert stored == names
-
     async def test_a_creator_that_is_not_the_client_leaves_them_unknown(
         self,
     ) -> None:
@@ -1823,6 +1787,354 @@ class TestSettleTime:
         """settle_time below zero is a ValueError."""
         with pytest.raises(ValueError, match="settle_time"):
             bulk_create(FakeClient(FakeFiles()), [], settle_time=-1.0)
+
+
+class WatchedFiles:
+    """The client's import files, noting each call and the state each create reports.
+
+    ``states`` holds, by Name, the `SendState` the client reports the latest create
+    of that Name into (its worker's), so a test sees when the client holds one.
+    """
+
+    def __init__(self, files: Any) -> None:
+        self.files = files
+        self.calls: list[tuple[str, str | None]] = []
+        self.states: dict[str, SendState] = {}
+        self.creates: Counter[str] = Counter()
+        self.ended: Counter[str] = Counter()
+
+    async def create(self, record: ImportFileCreate) -> WriteResult:
+        self.calls.append(("create", record.name))
+        state = send_state.get()
+        assert state is not None
+        self.states[record.name] = state
+        self.creates[record.name] += 1
+        try:
+            result: WriteResult = await self.files.create(record)
+        finally:
+            self.ended[record.name] += 1
+        return result
+
+    async def list(self, **query: Any) -> Page[ImportFile]:
+        self.calls.append(("list", query.get("name")))
+        page: Page[ImportFile] = await self.files.list(**query)
+        return page
+
+    def phase(self, name: str) -> Phase | None:
+        """How far the latest create of ``name`` got, while it has not ended."""
+        if self.creates[name] == self.ended[name]:
+            return None
+        return self.states[name].phase
+
+    def looked_up(self) -> set[str | None]:
+        return {name for call, name in self.calls if call == "list"}
+
+
+async def until(ready: Callable[[], bool]) -> None:
+    # Polled: what is waited for is the client's own state, which signals nothing.
+    with anyio.fail_after(10):
+        while not ready():  # noqa: ASYNC110
+            await anyio.sleep(0.005)
+
+
+async def gated(
+    records: Iterable[SourceRecord], gates: Mapping[str, Callable[[], bool]]
+) -> AsyncIterator[SourceRecord]:
+    """The records, each named in ``gates`` handed over once its gate is open."""
+    for record in records:
+        gate = gates.get(record.raw["Name"])
+        if gate is not None:
+            await until(gate)
+        yield record
+
+
+async def run_until(
+    files: Any, records: Any, ready: Callable[[], bool], **options: Any
+) -> list[Outcome]:
+    """Run a job, cancel it once ``ready()`` holds, and return every outcome."""
+
+    async def cancel_when_ready(job: BulkJob) -> None:
+        await until(ready)
+        job.cancel()
+
+    outcomes: list[Outcome] = []
+    async with (
+        bulk_create(FakeClient(files), records, **options) as job,
+        anyio.create_task_group() as group,
+    ):
+        group.start_soon(cancel_when_ready, job)
+        async for outcome in job:
+            outcomes.append(outcome)
+    return outcomes
+
+
+def names_of(outcomes: Sequence[Outcome]) -> dict[str, str]:
+    return {o.record.raw["Name"]: o.kind.value for o in outcomes}
+
+
+class TestResumingHeldCreates:
+    """A create the client never sent does not hold up the run that resumes the job."""
+
+    async def test_records_held_at_a_quota_stop_are_created_at_once_next_run(
+        self, tmp_path: Path
+    ) -> None:
+        """After a quota stop, the re-run sends the held records at once, unlooked-up."""
+        from nexudus_async._limiter import RateLimits, Window
+        from nexudus_async.emulator import Emulator, EmulatorConfig, Limits
+
+        names = [f"row-{n:02d}" for n in range(12)]
+        source = write_jsonl(tmp_path / "in.jsonl", names)
+        # Five writes a day, and no waiting past a second for the sixth: every
+        # create after the fifth is refused by the limiter, which held it unsent.
+        limits = RateLimits((Window(5, 86400.0, writes_only=True),), max_wait=1.0)
+        async with Emulator(EmulatorConfig(limits=Limits.off())) as emulator:
+            with Journal(tmp_path / "j.sqlite", synchronous="normal") as journal:
+                async with _client(emulator, rate_limits=limits) as client:
+                    with open_records(source) as reader:
+                        first = await run(
+                            client.import_files, reader, journal=journal, concurrency=3
+                        )
+                left = journal.counts()
+                async with _client(emulator) as client:
+                    watched = WatchedFiles(client.import_files)
+                    # The settle time of an hour would stall a record still marked
+                    # sending; the re-run must not meet it.
+                    with anyio.fail_after(10), open_records(source) as reader:
+                        again = await run(
+                            watched, reader, journal=journal, settle_time=3600
+                        )
+            stored = Counter(row["Name"] for row in emulator.records.values())
+
+        assert kinds(first) == {"created": 5, "not_attempted": 7}
+        assert left["sending"] == 0
+        assert kinds(again) == {"skipped": 5, "created": 7}
+        assert not any(o.reconciled for o in again)
+        assert watched.looked_up() == set()
+        assert stored == Counter(names)
+
+    async def test_records_held_at_a_cancel_are_created_at_once_next_run(
+        self, tmp_path: Path
+    ) -> None:
+        """Cancelled while the limiter held them: the re-run sends them at once."""
+        from nexudus_async._limiter import RateLimits, Window
+        from nexudus_async.emulator import Emulator, EmulatorConfig, Limits
+
+        names = ["a", "b", "c", "d", "e"]
+        source = write_jsonl(tmp_path / "in.jsonl", names)
+        keys = read_keys(source)
+        async with Emulator(EmulatorConfig(limits=Limits.off())) as emulator:
+            with Journal(tmp_path / "j.sqlite", synchronous="normal") as journal:
+                limits = RateLimits([Window(2, 60.0, writes_only=True)])
+                async with _client(emulator, rate_limits=limits) as client:
+                    watched = WatchedFiles(client.import_files)
+
+                    def three_held() -> bool:
+                        held = [n for n in names if watched.phase(n) is Phase.WAITING]
+                        return len(held) == 3 and len(watched.ended) == 2
+
+                    with open_records(source) as reader:
+                        first = await run_until(
+                            watched, reader, three_held, journal=journal, concurrency=3
+                        )
+                entries = {name: journal.state(key) for name, key in keys.items()}
+                async with _client(emulator) as client:
+                    again_watched = WatchedFiles(client.import_files)
+                    with anyio.fail_after(10), open_records(source) as reader:
+                        again = await run(
+                            again_watched, reader, journal=journal, settle_time=3600
+                        )
+            stored = Counter(row["Name"] for row in emulator.records.values())
+
+        assert kinds(first) == {"created": 2, "not_attempted": 3}
+        created = {n for n, kind in names_of(first).items() if kind == "created"}
+        held = set(names) - created
+        assert all(watched.creates[name] == 1 for name in held)
+        # Sent never, so the journal holds no trace of them.
+        assert {n: e for n, e in entries.items() if n in held} == dict.fromkeys(held)
+        assert names_of(again) == {
+            n: "skipped" if n in created else "created" for n in names
+        }
+        assert not any(o.reconciled for o in again)
+        assert again_watched.looked_up() == set()
+        assert stored == Counter(names)
+
+    async def test_a_create_sent_before_the_cancel_is_looked_up_next_run(
+        self, tmp_path: Path
+    ) -> None:
+        """A create that reached the server stays in doubt; a held one is sent at once."""
+        from nexudus_async._limiter import RateLimits, Window
+        from nexudus_async.emulator import Emulator, EmulatorConfig, Faults, Limits
+
+        source = write_jsonl(tmp_path / "in.jsonl", ["slow", "held"])
+        keys = read_keys(source)
+        # The server stores "slow" only after 1.5 s; the one write a minute the
+        # client allows is spent on it, so "held" waits in the limiter.
+        faults = Faults(by_name={"slow": ("delay:1.5",)})
+        config = EmulatorConfig(limits=Limits.off(), faults=faults)
+        finished: dict[str, float] = {}
+        async with Emulator(config) as emulator:
+            with Journal(tmp_path / "j.sqlite", synchronous="normal") as journal:
+                limits = RateLimits([Window(1, 60.0, writes_only=True)])
+                async with _client(emulator, rate_limits=limits) as client:
+                    watched = WatchedFiles(client.import_files)
+                    with open_records(source) as reader:
+                        first = await run_until(
+                            watched,
+                            gated(
+                                reader,
+                                {"held": lambda: watched.phase("slow") is Phase.SENT},
+                            ),
+                            lambda: watched.phase("held") is Phase.WAITING,
+                            journal=journal,
+                            concurrency=2,
+                        )
+                entries = {name: journal.state(key) for name, key in keys.items()}
+                async with _client(emulator) as client:
+                    again_watched = WatchedFiles(client.import_files)
+                    started = anyio.current_time()
+
+                    def on_outcome(outcome: Outcome) -> None:
+                        name = outcome.record.raw["Name"]
+                        finished[name] = anyio.current_time() - started
+
+                    with open_records(source) as reader:
+                        again = by_index(
+                            await run(
+                                again_watched,
+                                reader,
+                                journal=journal,
+                                settle_time=2.0,
+                                on_outcome=on_outcome,
+                            )
+                        )
+            stored = Counter(row["Name"] for row in emulator.records.values())
+
+        assert names_of(first) == {"slow": "unknown", "held": "not_attempted"}
+        assert entries["slow"] is not None
+        assert entries["slow"].state == "unknown"
+        assert entries["held"] is None
+        # The create that reached the server is looked up once its mark is old
+        # enough, and found: the server stored it after the client gave up.
+        assert again[0].kind is OutcomeKind.CREATED
+        assert again[0].reconciled
+        assert again_watched.looked_up() == {"slow"}
+        # The held one is sent at once, without waiting for the settle time.
+        assert again[1].kind is OutcomeKind.CREATED
+        assert not again[1].reconciled
+        assert finished["held"] < min(1.0, finished["slow"])
+        assert stored == Counter(["slow", "held"])
+
+    async def test_a_create_held_after_an_earlier_send_keeps_its_mark(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Held unsent, but sent before or left in doubt by a run: the mark stays."""
+        from nexudus_async._limiter import RateLimits, Window
+        from nexudus_async.emulator import Emulator, EmulatorConfig, Faults, Limits
+
+        names = ["resent", "doubted", "fresh"]
+        source = write_jsonl(tmp_path / "in.jsonl", names)
+        keys = read_keys(source)
+        # "resent" loses its first answer (never stored), so it is looked up and
+        # sent again; that second create waits in the limiter, whose one write a
+        # minute the first took. "doubted" was left sending by an earlier run.
+        faults = Faults(by_name={"resent": ("reset_before_store",)})
+        config = EmulatorConfig(limits=Limits.off(), faults=faults)
+        finished: dict[str, float] = {}
+        async with Emulator(config) as emulator:
+            with Journal(tmp_path / "j.sqlite", synchronous="normal") as journal:
+                journal.mark_sending(keys["doubted"], 1, "doubted")
+                limits = RateLimits([Window(1, 60.0, writes_only=True)])
+                async with _client(emulator, rate_limits=limits) as client:
+                    watched = WatchedFiles(client.import_files)
+
+                    def all_held() -> bool:
+                        return watched.creates["resent"] == 2 and all(
+                            watched.phase(name) is Phase.WAITING for name in names
+                        )
+
+                    with open_records(source) as reader:
+                        first = await run_until(
+                            watched,
+                            gated(
+                                reader,
+                                {
+                                    "doubted": lambda: watched.ended["resent"] == 1,
+                                    "fresh": lambda: watched.ended["resent"] == 1,
+                                },
+                            ),
+                            all_held,
+                            journal=journal,
+                            concurrency=3,
+                            settle_time=0,
+                        )
+                entries = {name: journal.state(key) for name, key in keys.items()}
+                async with _client(emulator) as client:
+                    again_watched = WatchedFiles(client.import_files)
+                    started = anyio.current_time()
+
+                    def on_outcome(outcome: Outcome) -> None:
+                        name = outcome.record.raw["Name"]
+                        finished[name] = anyio.current_time() - started
+
+                    with open_records(source) as reader:
+                        again = await run(
+                            again_watched,
+                            reader,
+                            journal=journal,
+                            settle_time=2.0,
+                            on_outcome=on_outcome,
+                        )
+            stored = Counter(row["Name"] for row in emulator.records.values())
+
+        assert names_of(first) == dict.fromkeys(names, "not_attempted")
+        marks = {
+            name: None if entry is None else (entry.state, entry.attempts)
+            for name, entry in entries.items()
+        }
+        assert marks == {
+            "resent": ("sending", 2),
+            "doubted": ("sending", 2),
+            "fresh": None,
+        }
+        # The next run looks both up before sending them; the fresh one goes at once.
+        assert names_of(again) == dict.fromkeys(names, "created")
+        assert again_watched.looked_up() == {"resent", "doubted"}
+        assert finished["fresh"] < min(1.0, finished["resent"], finished["doubted"])
+        assert stored == Counter(names)
+        assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+    async def test_a_journal_that_cannot_take_a_mark_back_leaves_it(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A failed write leaves the mark (a lookup next run), logs, and ends the job."""
+
+        class HeldThenRefused(FakeFiles):
+            # As the client's limiter does: hold the create unsent, then refuse it.
+            async def create(self, record: ImportFileCreate) -> WriteResult:
+                self.creates += 1
+                state = send_state.get()
+                assert state is not None
+                state.phase = Phase.WAITING
+                raise quota()
+
+        def broken(key: str, before: Any) -> bool:
+            raise JournalError("disk I/O error")
+
+        source = write_jsonl(tmp_path / "in.jsonl", ["a", "b", "c"])
+        keys = read_keys(source)
+        files = HeldThenRefused()
+        with Journal(tmp_path / "j.sqlite", synchronous="normal") as journal:
+            journal.unmark_sending = broken  # type: ignore[method-assign]
+            with open_records(source) as reader:
+                outcomes = await run(files, reader, journal=journal, concurrency=1)
+            entry = journal.state(keys["a"])
+
+        assert kinds(outcomes) == {"not_attempted": 3}
+        assert files.creates == 1
+        assert entry is not None
+        assert entry.state == "sending"
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert errors == ["journal write failed: disk I/O error"]
 
 
 def _client(emulator: Any, *, timeout: float = 5.0, rate_limits: Any = None) -> Any:

@@ -39,6 +39,7 @@ from nexudus_async._errors import (
     WireFormatError,
 )
 from nexudus_async._io import RecordKeys, SourceRecord
+from nexudus_async._journal import JournalEntry
 from nexudus_async._models import FieldError, ImportFileCreate, WriteResult
 from nexudus_async._outcomes import OutcomeKind
 from nexudus_async._sending import Phase, SendState
@@ -222,3 +223,36 @@ class TestInterrupted:
                 outcome.message
                 == "the job was cancelled while the create was in flight"
             )
+
+
+class TestMarkUnsent:
+    @pytest.mark.parametrize(
+        ("marks", "phase", "before", "expected"),
+        [
+            (1, Phase.WAITING, None, True),
+            (1, Phase.WAITING, "failed", True),
+            # Marked but never handed to the client, which would have said.
+            (1, None, None, False),
+            (1, Phase.UNTRACKED, None, False),
+            (1, Phase.SENT, None, False),
+            # A create of this run went before this one.
+            (2, Phase.WAITING, None, False),
+            # An earlier run's create may still land.
+            (1, Phase.WAITING, "sending", False),
+            (1, Phase.WAITING, "unknown", False),
+        ],
+    )
+    def test_only_a_first_create_held_over_nothing_stored_is_unsent(
+        self, marks: int, phase: Phase | None, before: str | None, expected: bool
+    ) -> None:
+        """A record's mark stands for nothing sent only in the one safe case."""
+        attempt = Attempt(0, None, None, ImportFileCreate(1, "a"), key="k", marks=marks)
+        if phase is not None:
+            attempt.sending = SendState()
+            attempt.sending.phase = phase
+        if before is not None:
+            attempt.journaled = JournalEntry(
+                "k", before, None, 1, datetime.now(timezone.utc), 1, "a"
+            )
+
+        assert attempt.mark_unsent is expected

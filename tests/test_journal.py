@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
+import attrs
 import pytest
 
 from nexudus_async import _journal
@@ -177,6 +178,90 @@ class TestDurability:
             journal.mark_done("k1", "created", id=1)
         with Journal(path) as journal:
             assert journal.counts()["created"] == 1
+
+
+class TestUnmarkSending:
+    def test_a_mark_over_no_entry_leaves_none(self, journal: Journal) -> None:
+        """A mark taken back leaves no entry: the record is neither pending nor counted."""
+        journal.mark_sending("k1", 12, "A")
+
+        assert journal.unmark_sending("k1", None) is True
+
+        assert journal.state("k1") is None
+        assert list(journal.pending()) == []
+        assert journal.counts() == dict.fromkeys(JOURNAL_STATES, 0)
+
+    def test_a_mark_over_a_failed_entry_restores_it(self, journal: Journal) -> None:
+        """A mark over a failed entry is taken back to that entry, exactly as it was."""
+        journal.mark_sending("k1", 12, "A")
+        journal.mark_done(
+            "k1", "failed", message="refused", errors=(FieldError("X", "y", 1),)
+        )
+        before = journal.state("k1")
+        assert before is not None
+        journal.mark_sending("k1", 12, "A")
+
+        assert journal.unmark_sending("k1", before) is True
+
+        after = journal.state("k1")
+        assert after is not None
+        assert after == attrs.evolve(before, updated_at=after.updated_at)
+        assert abs((after.updated_at - before.updated_at).total_seconds()) < 1e-3
+        assert list(journal.pending()) == []
+
+    def test_a_mark_written_again_or_done_since_is_left(self, journal: Journal) -> None:
+        """Only the one mark written over the entry is taken back, nothing after it."""
+        journal.mark_sending("again", 1, "again")
+        journal.mark_done("again", "unknown", message="no answer")
+        journal.mark_sending("again", 1, "again")
+        journal.mark_sending("done", 1, "done")
+        journal.mark_done("done", "created", id=7)
+
+        assert journal.unmark_sending("again", None) is False
+        assert journal.unmark_sending("done", None) is False
+        assert journal.unmark_sending("never", None) is False
+
+        again, done = journal.state("again"), journal.state("done")
+        assert again is not None
+        assert (again.state, again.attempts) == ("sending", 2)
+        assert done is not None
+        assert (done.state, done.id) == ("created", 7)
+        assert journal.state("never") is None
+
+    @pytest.mark.parametrize("state", ["sending", "unknown", "created", "rejected"])
+    def test_only_an_entry_that_stored_nothing_is_restored(
+        self, journal: Journal, state: str
+    ) -> None:
+        """Restoring an entry that may stand for a stored create is refused."""
+        journal.mark_sending("k1", 1, "A")
+        if state != "sending":
+            journal.mark_done("k1", state)  # type: ignore[arg-type]
+        before = journal.state("k1")
+
+        with pytest.raises(ValueError, match="taken back"):
+            journal.unmark_sending("k1", before)
+        assert journal.state("k1") == before
+
+    def test_another_records_entry_is_refused(self, journal: Journal) -> None:
+        """The entry to restore must be the record's own."""
+        journal.mark_done("other", "failed")
+        before = journal.state("other")
+        journal.mark_sending("k1", 1, "A")
+
+        with pytest.raises(ValueError, match="other"):
+            journal.unmark_sending("k1", before)
+        entry = journal.state("k1")
+        assert entry is not None
+        assert entry.state == "sending"
+
+    def test_a_mark_taken_back_is_committed_on_close(self, tmp_path: Path) -> None:
+        """Closing commits a mark taken back, as it does a done mark."""
+        path = tmp_path / "run.journal.sqlite"
+        with Journal(path) as journal:
+            journal.mark_sending("k1", 1, "A")
+            journal.unmark_sending("k1", None)
+        with Journal(path) as journal:
+            assert journal.state("k1") is None
 
 
 class TestRejectedErrors:

@@ -22,11 +22,23 @@ async def _blocked() -> None:
 
 
 @asynccontextmanager
-async def _task_group() -> AsyncIterator[anyio.abc.TaskGroup]:
-    """A task group that fails the test instead of hanging."""
-    with anyio.fail_after(5):
+async def _task_group(outbox: Outbox[Any]) -> AsyncIterator[anyio.abc.TaskGroup]:
+    """A task group that fails the test instead of hanging.
+
+    A producer waiting for room cannot be cancelled, so after 5 seconds the outbox
+    is closed, as a leaving consumer would, to release it.
+    """
+
+    async def watchdog() -> None:
+        await anyio.sleep(5)
+        outbox.close()
+        raise TimeoutError("the tasks did not finish; closed the outbox")
+
+    async with anyio.create_task_group() as guard:
+        guard.start_soon(watchdog)
         async with anyio.create_task_group() as tg:
             yield tg
+        guard.cancel_scope.cancel()
 
 
 async def _get(outbox: Outbox[Any]) -> object:
@@ -158,7 +170,7 @@ class TestGet:
         """A consumer waiting in get receives the item a producer puts later."""
         outbox: Outbox[object] = Outbox(capacity=1, senders=1)
         received: list[object] = []
-        async with _task_group() as tg:
+        async with _task_group(outbox) as tg:
             tg.start_soon(_record(received, _get(outbox)))
             await _blocked()
             assert received == []
@@ -169,7 +181,7 @@ class TestGet:
         """A consumer waiting in get receives what a producer hands over with put."""
         outbox: Outbox[object] = Outbox(capacity=1, senders=1)
         received: list[object] = []
-        async with _task_group() as tg:
+        async with _task_group(outbox) as tg:
             tg.start_soon(_record(received, _get(outbox)))
             await _blocked()
             with anyio.fail_after(5):
@@ -180,7 +192,7 @@ class TestGet:
         """A consumer waiting in get is woken with END when the last producer is done."""
         outbox: Outbox[object] = Outbox(capacity=1, senders=2)
         received: list[object] = []
-        async with _task_group() as tg:
+        async with _task_group(outbox) as tg:
             tg.start_soon(_record(received, _get(outbox)))
             await _blocked()
             outbox.sender_done()
@@ -196,7 +208,7 @@ class TestGet:
             await outbox.get()
         assert scope.cancelled_caught
         received: list[object] = []
-        async with _task_group() as tg:
+        async with _task_group(outbox) as tg:
             tg.start_soon(_record(received, _get(outbox)))
             await _blocked()
             assert outbox.put_nowait("after") is True
@@ -211,11 +223,11 @@ class TestGet:
                 await outbox.get()
             assert scope.cancelled_caught
         received: list[object] = []
-        async with _task_group() as tg:
+        async with _task_group(outbox) as tg:
             tg.start_soon(_record(received, _get(outbox)))
             await _blocked()
             outbox.put_nowait(1)
-        async with _task_group() as tg:
+        async with _task_group(outbox) as tg:
             tg.start_soon(_record(received, _get(outbox)))
             await _blocked()
             outbox.sender_done()
@@ -231,7 +243,7 @@ class TestGet:
             with scope:
                 received.append(await outbox.get())
 
-        async with _task_group() as tg:
+        async with _task_group(outbox) as tg:
             tg.start_soon(consumer)
             await _blocked()
             outbox.put_nowait("racing")
@@ -255,7 +267,7 @@ class TestPut:
         outbox: Outbox[object] = Outbox(capacity=1, senders=1)
         outbox.put_nowait("first")
         handed: list[object] = []
-        async with _task_group() as tg:
+        async with _task_group(outbox) as tg:
             tg.start_soon(_record(handed, outbox.put("second")))
             await _blocked()
             assert handed == []
@@ -269,7 +281,7 @@ class TestPut:
         outbox.put_nowait("first")
         handed: list[object] = []
         received: list[object] = []
-        async with _task_group() as tg:
+        async with _task_group(outbox) as tg:
             for i in range(5):
                 tg.start_soon(_record(handed, outbox.put(i)))
             await _blocked()
@@ -295,7 +307,7 @@ class TestPut:
                 await anyio.lowlevel.checkpoint()
                 after_put.append("not cancelled")
 
-        async with _task_group() as tg:
+        async with _task_group(outbox) as tg:
             tg.start_soon(producer)
             await _blocked()
             scope.cancel()
@@ -328,7 +340,7 @@ class TestPut:
             while len(received) < 6:
                 received.append(await _get(outbox))
 
-        async with _task_group() as tg:
+        async with _task_group(outbox) as tg:
             tg.start_soon(consumer)
             tg.start_soon(producers)
         assert sorted(received, key=str) == [0, 1, 2, 3, "a", "b"]
@@ -345,7 +357,7 @@ class TestPut:
             with scope:
                 handed.append(await outbox.put("in hand"))
 
-        async with _task_group() as tg:
+        async with _task_group(outbox) as tg:
             tg.start_soon(producer)
             await _blocked()
             scope.cancel()
@@ -360,7 +372,7 @@ class TestPut:
         outbox: Outbox[object] = Outbox(capacity=1, senders=3)
         outbox.put_nowait("first")
         handed: list[object] = []
-        async with _task_group() as tg:
+        async with _task_group(outbox) as tg:
             for i in range(3):
                 tg.start_soon(_record(handed, outbox.put(i)))
             await _blocked()
@@ -399,7 +411,7 @@ class TestClose:
         """A consumer waiting in get when the outbox is closed receives END."""
         outbox: Outbox[object] = Outbox(capacity=1, senders=1)
         received: list[object] = []
-        async with _task_group() as tg:
+        async with _task_group(outbox) as tg:
             tg.start_soon(_record(received, _get(outbox)))
             await _blocked()
             outbox.close()
@@ -438,7 +450,7 @@ class TestStress:
                 if len(received) % 5 == 0:
                     await anyio.lowlevel.checkpoint()
 
-        async with _task_group() as tg:
+        async with _task_group(outbox) as tg:
             tg.start_soon(consumer)
             for p in range(producers):
                 tg.start_soon(producer, p)
