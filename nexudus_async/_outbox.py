@@ -102,7 +102,10 @@ class Outbox(Generic[T]):
             if room is None or room.done():
                 room = self._room = asyncio.get_running_loop().create_future()
             with anyio.CancelScope(shield=True):
-                await room
+                # Every waiting producer shares the future: asyncio's shield keeps
+                # a task cancelled by other means than anyio from cancelling it
+                # for the others too.
+                await asyncio.shield(room)
 
         return handed
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -292,6 +293,21 @@ class TestPut:
         assert received[0] == "first"
         assert sorted(received[1:]) == [0, 1, 2, 3, 4]
         assert outbox.get_nowait() is EMPTY
+
+    async def test_one_producer_cancelled_by_asyncio_spares_the_others(self) -> None:
+        """A waiting producer cancelled outside anyio does not cancel the others' puts."""
+        outbox: Outbox[object] = Outbox(capacity=1, senders=2)
+        outbox.put_nowait("first")
+        doomed = asyncio.ensure_future(outbox.put("doomed"))
+        spared = asyncio.ensure_future(outbox.put("spared"))
+        with anyio.fail_after(5):
+            await _blocked()
+            doomed.cancel()
+            await _blocked()
+            assert outbox.get_nowait() == "first"
+            assert await spared is True
+        assert doomed.cancelled()
+        assert _drain(outbox) == ["spared"]
 
     async def test_cancelled_producer_still_delivers(self) -> None:
         """Cancelling a producer waiting for room does not lose its item; it still arrives."""
