@@ -2,10 +2,10 @@
 
 A job runs a fixed pool of worker tasks in one anyio task group. Each worker takes
 the next record straight from the input, settles it, and hands its outcome to the
-consumer through a small bounded queue (`Outbox`). So the input is read only as fast as records
-are settled (the look-ahead is one record per worker), the first create goes out as
-soon as the first record is read, and the number of tasks never grows past the
-concurrency, however long the input.
+consumer through a small bounded queue, an `Outbox`. So the input is read only as
+fast as records are settled (the look-ahead is one record per worker), the first
+create goes out as soon as the first record is read, and the number of tasks never
+grows past the concurrency, however long the input.
 
 Everything that accounts for a record (journal, stop policy, counts, progress, the
 caller's hook) happens synchronously in `BulkJob._record`, before the outcome is
