@@ -39,6 +39,7 @@ from ._models import ImportFileCreate
 from ._outbox import EMPTY, Outbox
 from ._outcomes import BulkReport, Outcome, OutcomeKind
 from ._progress import Progress, ProgressCallback, ProgressTracker
+from ._retry import caller_sits_out_throttles
 from ._sending import SendState, send_state
 
 if TYPE_CHECKING:
@@ -367,6 +368,10 @@ class BulkJob:
         # cancelled one it never sent ends not attempted. Set in this task, it is
         # seen by everything the task awaits and by no other worker.
         send_state.set(SendState())
+        # The job sits out a long throttle of a create for all its creates at
+        # once, or stops for it; the client must hand such a throttle up rather
+        # than sleep on it in its retry loop, where the job cannot see it.
+        caller_sits_out_throttles.set(True)
         try:
             while True:
                 # One cancel scope per worker rather than per record, for speed.
@@ -682,9 +687,11 @@ def bulk_create(
     the rest are ``not_attempted``, rather than each failing the same way. When
     the client's rate limiter reports the write quota spent, the job stops the
     same way with ``resume_at``. ``stop_after`` stops it after that many failed or
-    unknown records. A throttle that outlasts the client's own retries pauses
-    every create of the job, then the record is sent again; but one whose
-    Retry-After is longer than ``max_pause`` stops the job as the quota does.
+    unknown records. A throttle of a create that outlasts the client's own
+    retries, or asks for a longer wait than the client sits out in full (its
+    ``RetryPolicy.retry_after_max``), pauses every create of the job for the
+    whole Retry-After, then the record is sent again; but one whose Retry-After
+    is longer than ``max_pause`` stops the job as the quota does, at once.
 
     Known limitation: without an idempotency key, a lookup cannot tell a lost
     create from a record with the same BusinessId and Name that was already on

@@ -29,7 +29,12 @@ from ._errors import (
 )
 from ._limiter import RateLimiter, RateLimits
 from ._resource import Call, ImportFiles
-from ._retry import RetryPolicy, retry_delay, should_retry
+from ._retry import (
+    RetryPolicy,
+    caller_sits_out_throttles,
+    retry_delay,
+    should_retry,
+)
 from ._sending import SENT, WAITING, SendState, send_state
 from ._watchdog import Watch, Watchdog
 
@@ -341,7 +346,7 @@ class NexudusClient:
                 if attempt >= self._retry.max_attempts or not should_retry(
                     error,
                     idempotent=call.idempotent,
-                    give_up_over=self._retry.retry_after_give_up,
+                    give_up_over=self._give_up_over(call),
                 ):
                     raise
                 await self._wait_before_retry(call, error, attempt)
@@ -359,6 +364,14 @@ class NexudusClient:
             raise ClientStateError("NexudusClient is closed")
 
         raise ClientStateError("the aiohttp session given to NexudusClient is closed")
+
+    def _give_up_over(self, call: Call) -> float:
+        """The longest Retry-After of a throttle this call is sent again after."""
+        policy = self._retry
+        if not call.idempotent and caller_sits_out_throttles.get():
+            return min(policy.retry_after_give_up, policy.retry_after_max)
+
+        return policy.retry_after_give_up
 
     async def _wait_before_retry(
         self, call: Call, error: NexudusError, attempt: int

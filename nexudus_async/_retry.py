@@ -6,9 +6,10 @@ import math
 import random
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 import attrs
@@ -24,6 +25,7 @@ from ._errors import (
 
 __all__ = [
     "RetryPolicy",
+    "caller_sits_out_throttles",
     "parse_retry_after",
     "retry_delay",
     "server_now",
@@ -31,6 +33,18 @@ __all__ = [
 ]
 
 _SECONDS = re.compile(r"\d+(\.\d+)?")
+
+#: Set to True by a caller that waits out throttles of its creates itself: a bulk
+#: job pauses all its creates for as long as the server asked, or stops when that
+#: is too long. For a create made from such a context, the client raises at once a
+#: throttle asking for a longer wait than it would sit out in full
+#: (``retry_after_max``), instead of sending again before the server's time. That
+#: early send would only meet the same refusal, and the retry loop would hide from
+#: the caller a wait that tells it to stop. Lookups keep the client's own retries:
+#: a caller that needs the answer is better served by a late one.
+caller_sits_out_throttles: Final[ContextVar[bool]] = ContextVar(
+    "nexudus_async_caller_sits_out_throttles", default=False
+)
 
 # Failures of the TLS handshake or of the certificate are not going to heal by waiting.
 _PERMANENT_CONNECT_FAILURES = (

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import anyio
 import anyio.lowlevel
 import pytest
+from conftest import FAKE_BASE, FakeAPI, FakeTime, Reply
 
 from nexudus_async import _bulk
 from nexudus_async._bulk import BulkJob, BulkOptions, bulk_create, create_all
@@ -62,6 +63,7 @@ from nexudus_async._models import (
 )
 from nexudus_async._outcomes import Outcome, OutcomeKind
 from nexudus_async._progress import Progress
+from nexudus_async._retry import RetryPolicy
 from nexudus_async._sending import Phase, SendState, send_state
 
 PATH = "/api/crm/crmopportunityimportfiles"
@@ -686,6 +688,123 @@ class TestThrottle:
         assert kinds(outcomes) == {"not_attempted": 5}
         assert all(o.resume_at is not None for o in outcomes)
         assert files.creates == 0
+
+
+def _throttle_reply(retry_after: str) -> Reply:
+    """The documented throttle: 409, empty body, ``Retry-After``."""
+    return Reply(409, body=b"", headers={"Retry-After": retry_after})
+
+
+_LISTED_NONE = Reply(
+    json={
+        "Records": [],
+        "CurrentPage": 1,
+        "HasNextPage": False,
+        "HasPreviousPage": False,
+    }
+)
+_CREATED = Reply(
+    json={"Status": 200, "Message": "ok", "Value": {"Id": 7}, "WasSuccessful": True}
+)
+
+
+class TestServerThrottleThroughTheClient:
+    """The real client's retry loop under a job, over a scripted server."""
+
+    @staticmethod
+    def _client(fake_time: FakeTime, retry: RetryPolicy | None = None) -> Any:
+        from nexudus_async._auth import BearerAuth
+        from nexudus_async._client import NexudusClient
+
+        return NexudusClient(
+            auth=BearerAuth("static-token"),
+            base_url=FAKE_BASE,
+            rate_limits=None,
+            retry=retry or RetryPolicy(jitter=0.0),
+            sleep=fake_time.sleep,
+            clock=fake_time.clock,
+        )
+
+    async def test_a_wait_over_max_pause_stops_at_the_first_answer(
+        self, fake_time: FakeTime, fake_api: FakeAPI
+    ) -> None:
+        """Retry-After 960 s over the 900 s max_pause: one POST, then the job stops.
+
+        With the client's defaults, its own retry loop would otherwise send the
+        create again every 120 s before the job ever heard of the throttle.
+        """
+        fake_api.on("POST", PATH, _throttle_reply("960"))
+
+        async with self._client(fake_time) as client:
+            report = await create_all(client, payloads(3), concurrency=1)
+        expected = datetime.now(timezone.utc) + timedelta(seconds=960)
+
+        assert len(fake_api.seen("POST")) == 1
+        assert report["not_attempted"] == 3
+        assert "asked to wait 960 seconds" in (report.stop_reason or "")
+        assert report.resume_at is not None
+        assert abs(report.resume_at - expected) < timedelta(seconds=5)
+        assert fake_time.sleeps == []
+
+    async def test_a_wait_longer_than_the_client_sits_out_pauses_the_job_for_all_of_it(
+        self, fake_time: FakeTime, fake_api: FakeAPI
+    ) -> None:
+        """The job, not the client, waits a Retry-After over retry_after_max: in full."""
+        fake_api.on("POST", PATH, _throttle_reply("0.4"), _CREATED)
+        retry = RetryPolicy(retry_after_max=0.05, jitter=0.0)
+
+        started = time.monotonic()
+        async with self._client(fake_time, retry) as client:
+            report = await create_all(client, payloads(1), concurrency=1)
+        elapsed = time.monotonic() - started
+
+        assert report["created"] == 1
+        assert len(fake_api.seen("POST")) == 2
+        # The client would have sent again after its own 0.05 s cap.
+        assert fake_time.sleeps == []
+        assert elapsed >= 0.39
+
+    async def test_a_short_throttle_is_still_retried_by_the_client(
+        self, fake_time: FakeTime, fake_api: FakeAPI
+    ) -> None:
+        """A Retry-After the client sits out in full stays inside its retry loop."""
+        fake_api.on("POST", PATH, _throttle_reply("2"), _CREATED)
+
+        async with self._client(fake_time) as client:
+            report = await create_all(client, payloads(1), concurrency=1)
+
+        assert report["created"] == 1
+        assert len(fake_api.seen("POST")) == 2
+        assert fake_time.sleeps == [2.0]
+
+    async def test_a_throttled_lookup_keeps_the_client_retries(
+        self, fake_time: FakeTime, fake_api: FakeAPI
+    ) -> None:
+        """Over retry_after_max, a lookup is retried by the client: its answer counts."""
+        fake_api.on("GET", PATH, _throttle_reply("30"), _LISTED_NONE)
+        fake_api.on("POST", PATH, _CREATED)
+        retry = RetryPolicy(retry_after_max=5.0, jitter=0.0)
+
+        async with self._client(fake_time, retry) as client:
+            report = await create_all(
+                client, payloads(1), concurrency=1, skip_existing=True
+            )
+
+        assert report["created"] == 1
+        assert len(fake_api.seen("GET")) == 2
+        assert fake_time.sleeps == [5.0]
+
+    async def test_outside_a_job_the_client_still_retries_a_long_throttle(
+        self, fake_time: FakeTime, fake_api: FakeAPI
+    ) -> None:
+        """A create awaited on its own keeps the client's capped waits."""
+        fake_api.on("POST", PATH, _throttle_reply("960"), _CREATED)
+
+        async with self._client(fake_time) as client:
+            result = await client.import_files.create(payloads(1)[0])
+
+        assert result.id == 7
+        assert fake_time.sleeps == [120.0]
 
 
 class TestStopping:
