@@ -121,18 +121,20 @@ class BulkJob:
         total: int | None,
         drain_timeout: float,
     ) -> None:
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        if stop_after is not None and stop_after < 1:
-            raise ValueError(f"stop_after must be at least 1, got {stop_after}")
-        if options.max_sends < 1:
-            raise ValueError(f"max_sends must be at least 1, got {options.max_sends}")
-        if options.max_pause < 0:
-            raise ValueError(f"max_pause must not be negative, got {options.max_pause}")
-        if options.settle_time < 0:
-            raise ValueError(
-                f"settle_time must not be negative, got {options.settle_time}"
-            )
+        _check_count("concurrency", concurrency, 1)
+        if stop_after is not None:
+            _check_count("stop_after", stop_after, 1)
+        _check_count("max_sends", options.max_sends, 1)
+        _check_count("max_throttles", options.max_throttles, 0)
+        for name, seconds in (
+            ("progress_interval", progress_interval),
+            ("drain_timeout", drain_timeout),
+            ("reconcile_delay", options.reconcile_delay),
+            ("throttle_pause", options.throttle_pause),
+            ("max_pause", options.max_pause),
+            ("settle_time", options.settle_time),
+        ):
+            _check_seconds(name, seconds)
         if isinstance(records, (str, bytes, Mapping, ImportFileCreate, SourceRecord)):
             raise TypeError("records must be an iterable of records, not one record")
 
@@ -599,6 +601,23 @@ class BulkJob:
         )
 
 
+def _check_count(name: str, value: object, minimum: int) -> None:
+    # A float would fail much later, deep in a task group, as a TypeError that
+    # names nothing the caller wrote; bool is an int but never meant as one.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a whole number, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+
+
+def _check_seconds(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    # NaN fails every comparison, so it must be refused by name.
+    if not value >= 0:
+        raise ValueError(f"{name} must be a number of seconds >= 0, got {value}")
+
+
 class BulkOptions(TypedDict, total=False):
     """The keyword arguments of `bulk_create`, which documents each one.
 
@@ -759,9 +778,10 @@ def bulk_create(
         The job, not yet started; ``async with`` starts it.
 
     Raises:
-        ValueError: A limit below 1, or a negative ``max_pause`` or
-            ``settle_time``.
-        TypeError: ``records`` is not iterable, or is a single record.
+        ValueError: A count below its minimum (1, or 0 for ``max_throttles``), or
+            a number of seconds that is negative or NaN.
+        TypeError: ``records`` is not iterable, or is a single record; a count
+            that is not a whole number, or seconds that are not a number.
     """
     if settle_time is None:
         # Fakes and other client-likes may have no timeout; so may a client that
@@ -822,8 +842,9 @@ async def create_all(
         The counts per outcome kind and the kept outcomes.
 
     Raises:
-        ValueError: A limit below 1, or a negative ``max_pause``.
-        TypeError: ``records`` is not iterable, or is a single record.
+        ValueError: As for `bulk_create`: an option out of its range.
+        TypeError: As for `bulk_create`: ``records`` is not iterable or is a single
+            record, or an option is not a number.
         Exception: Whatever reading ``records`` raised, after the records read
             before it finished.
     """

@@ -8,6 +8,7 @@ import inspect
 import itertools
 import json
 import logging
+import math
 import random
 import signal
 import sqlite3
@@ -1512,6 +1513,70 @@ class TestInput:
         """max_pause below 0 raises ValueError at once."""
         with pytest.raises(ValueError, match="max_pause"):
             bulk_create(FakeClient(FakeFiles()), [], max_pause=-1)
+
+    def test_max_throttles_below_zero_is_refused(self) -> None:
+        """max_throttles may be 0 (fail at the first pause), never negative."""
+        bulk_create(FakeClient(FakeFiles()), [], max_throttles=0)
+        with pytest.raises(ValueError, match="max_throttles must be at least 0"):
+            bulk_create(FakeClient(FakeFiles()), [], max_throttles=-1)
+
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "progress_interval",
+            "drain_timeout",
+            "reconcile_delay",
+            "throttle_pause",
+            "max_pause",
+            "settle_time",
+        ],
+    )
+    @pytest.mark.parametrize("value", [-1, -0.5, math.nan])
+    def test_negative_or_nan_seconds_are_refused_by_name(
+        self, name: str, value: float
+    ) -> None:
+        """A negative or NaN number of seconds raises ValueError naming the option."""
+        with pytest.raises(ValueError, match=f"^{name} must be a number of seconds"):
+            bulk_create(FakeClient(FakeFiles()), [], **{name: value})
+
+    @pytest.mark.parametrize("name", ["progress_interval", "drain_timeout"])
+    async def test_zero_seconds_are_allowed(self, name: str) -> None:
+        """Zero seconds is a valid choice: report every outcome, or read no more."""
+        outcomes = await run(FakeFiles(), payloads(2), **{name: 0})
+
+        assert kinds(outcomes) == {"created": 2}
+
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("concurrency", 2.5),
+            ("concurrency", True),
+            ("concurrency", "8"),
+            ("stop_after", 1.0),
+            ("max_sends", "3"),
+            ("max_throttles", 2.0),
+            ("progress_interval", "1"),
+            ("drain_timeout", None),
+        ],
+    )
+    def test_options_of_the_wrong_type_are_refused_by_name(
+        self, name: str, value: object
+    ) -> None:
+        """A float count or a string of seconds is a TypeError that names the option."""
+        with pytest.raises(TypeError, match=f"^{name} must be a "):
+            bulk_create(FakeClient(FakeFiles()), [], **{name: value})
+
+    async def test_create_all_refuses_a_bad_option_before_reading_input(self) -> None:
+        """create_all checks its options before it touches the records."""
+        read: list[int] = []
+
+        def records() -> Iterator[ImportFileCreate]:
+            read.append(1)
+            yield from payloads(1)
+
+        with pytest.raises(TypeError, match="concurrency"):
+            await create_all(FakeClient(FakeFiles()), records(), concurrency=2.5)
+        assert read == []
 
     def test_bulk_options_name_every_option_of_bulk_create(self) -> None:
         """BulkOptions, which create_all takes, names bulk_create's keywords exactly."""
