@@ -600,7 +600,7 @@ class Settler:
     def _quota_spent(self, exc: Exception) -> tuple[str, datetime] | None:
         """Why the job must stop for a spent quota and when it may go on, if so."""
         if isinstance(exc, QuotaExhaustedError):
-            return f"job stopped: {exc}", exc.resume_at
+            return str(exc), exc.resume_at
         if not isinstance(exc, ThrottledError) or exc.retry_after is None:
             return None
         wait = exc.retry_after
@@ -611,7 +611,7 @@ class Settler:
         # paused until then would sit silent for hours; stopping says when to
         # run it again instead.
         reason = (
-            f"job stopped: the server asked to wait {wait:.0f} seconds ({exc});"
+            f"the server asked to wait {wait:.0f} seconds ({exc});"
             " its daily quota is probably spent"
         )
 
@@ -712,7 +712,7 @@ class Settler:
         elif isinstance(exc, _FATAL):
             if not self._job.running and not a.unsure:
                 return self.not_attempted(a)
-            self._job.halt(f"job stopped: {exc}")
+            self._job.halt(str(exc))
 
         if a.unsure:
             return a.outcome(OutcomeKind.UNKNOWN, message=message, resume_at=resume_at)
@@ -722,7 +722,7 @@ class Settler:
 
     def _fatal(self, a: Attempt, exc: Exception) -> Outcome:
         if self._job.running:
-            self._job.halt(f"job stopped: {exc}")
+            self._job.halt(str(exc))
             return a.outcome(OutcomeKind.FAILED, message=str(exc))
         # Creates already in flight when the job stopped hit the same wall; the
         # first failure tells the story, these were simply not done.

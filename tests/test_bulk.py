@@ -822,6 +822,30 @@ class TestStopping:
         assert all("quota" in (o.message or "") for o in rest)
         assert files.creates == 6
 
+    @pytest.mark.parametrize(
+        "error",
+        [quota(), refused(), throttled(7200)],
+        ids=["quota", "credentials", "server-quota"],
+    )
+    async def test_the_stop_is_told_once(
+        self, error: Exception, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The warning, the reason and each row say "stopped" at most once."""
+        caplog.set_level(logging.WARNING, logger="nexudus_async")
+        files = FakeFiles(by_call={2: error})
+
+        async with bulk_create(FakeClient(files), payloads(4), concurrency=1) as job:
+            outcomes = [outcome async for outcome in job]
+
+        warnings = [
+            r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+        ]
+        assert warnings == [f"bulk job stopping: {job.stop_reason}"]
+        assert "stop" not in (job.stop_reason or "")
+        rest = [o for o in outcomes if o.kind is OutcomeKind.NOT_ATTEMPTED]
+        assert rest
+        assert all(o.message == job.stop_reason for o in rest)
+
     async def test_quota_with_concurrency_lets_in_flight_creates_finish(self) -> None:
         """Creates already past the limiter finish; nothing new is sent after."""
         files = FakeFiles(by_call={10: quota()}, latency=0.01)
