@@ -40,11 +40,11 @@ import anyio.to_thread
 import attrs
 from yarl import URL
 
-from ._auth import Auth, PasswordAuth
+from ._auth import Auth, BearerAuth, PasswordAuth
 from ._client import NexudusClient, _is_loopback
 from ._constants import DEFAULT_BASE_URL, DEFAULT_TIMEOUT
 from ._create_run import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, JobRun
-from ._credentials import ENV_TOTP
+from ._credentials import ENV_TOKEN, ENV_TOTP
 from ._errors import (
     AuthenticationError,
     AuthError,
@@ -405,7 +405,7 @@ async def _check_reachable(options: CreateOptions) -> None:
         await writer.wait_closed()
 
 
-def _sign_in_error(exc: NexudusError, base_url: str) -> CommandError:
+def _sign_in_error(exc: NexudusError, base_url: str, auth: Auth) -> CommandError:
     if isinstance(exc, AuthError):
         hint = "check the email and password (NEXUDUS_EMAIL, NEXUDUS_PASSWORD)"
         if exc.error == "two_factor_auth_check":
@@ -413,6 +413,14 @@ def _sign_in_error(exc: NexudusError, base_url: str) -> CommandError:
         elif exc.error == "must_reset_password":
             hint = "sign in to Nexudus once to set a new password"
         return CommandError(f"authentication failed: {exc}; {hint}")
+    if isinstance(exc, AuthenticationError) and isinstance(auth, BearerAuth):
+        # A token given as it is cannot be renewed, and tokens expire: that is
+        # the likelier cause of a 401 than a missing role.
+        return CommandError(
+            f"authentication failed: {exc}; the token in {ENV_TOKEN} may be"
+            " mistyped or expired (sign in again for a new one), or the account"
+            " lacks the CrmOpportunityImportFile List and Create roles"
+        )
     if isinstance(exc, (AuthenticationError, PermissionDeniedError)):
         return CommandError(
             f"authentication failed: {exc}; the account needs the"
@@ -458,7 +466,7 @@ async def _signed_in_client(
                 if code:
                     auth = attrs.evolve(auth, totp=code)
                     continue
-            raise _sign_in_error(exc, options.base_url) from None
+            raise _sign_in_error(exc, options.base_url, auth) from None
         except BaseException:
             await client.close()
             raise

@@ -583,6 +583,26 @@ class TestCredentials:
             (tmp_path / "in.journal.sqlite").read_bytes(),
         )
 
+    def test_a_refused_token_says_it_may_have_expired_and_is_not_shown(
+        self, emulator: Emulator, tmp_path: Path
+    ) -> None:
+        """A 401 for NEXUDUS_TOKEN points at the token first, and never prints it."""
+        source = write_csv(tmp_path / "in.csv", rows_named(3))
+        planted = "planted-" + token_for(emulator, "password")[::-1]
+
+        done = create(
+            emulator, str(source), "-v", cwd=tmp_path, env=_env(NEXUDUS_TOKEN=planted)
+        )
+
+        assert done.returncode == 2
+        errors = [line for line in done.stderr.splitlines() if "error:" in line]
+        assert len(errors) == 1
+        assert "authentication failed" in errors[0]
+        assert "NEXUDUS_TOKEN" in errors[0]
+        assert "expired" in errors[0]
+        assert emulator.stats.writes == 0
+        _assert_no_secret([planted, planted[8:20]], done.stdout, done.stderr)
+
     def test_a_token_from_the_environment_is_used_and_never_shown(
         self, emulator: Emulator, tmp_path: Path
     ) -> None:
