@@ -31,7 +31,7 @@ import attrs
 from ._closing import ClosesOnExit
 from ._convert import wire_name
 from ._errors import FieldProblem, InputFileError, RecordValidationError
-from ._json import JSONDecodeError, dumps_escaping, loads
+from ._json import JSONDecodeError, dumps_escaping, loads, repeated_keys
 from ._models import ImportFileCreate
 from ._validate import validate_create
 
@@ -547,11 +547,19 @@ class RecordReader(ClosesOnExit, Iterator[SourceRecord]):
                 line=line,
             )
 
-        # LIMITATION(a JSON decoder that reports repeated keys): an object naming the
-        # very same key twice keeps only the last value, as the decoder returns it.
         raw: dict[str, Any] = {}
         spelled: dict[str, str] = {}
         problems: list[FieldProblem] = []
+        # The decoder keeps the last of the values a repeated key has; which one
+        # the writer meant is not for the reader to guess.
+        for key, values in repeated_keys(text, document).items():
+            problems.append(
+                FieldProblem(
+                    _to_wire_name(key) or key,
+                    f"given {len(values)} times, as {key!r}",
+                    values,
+                )
+            )
         for key, value in document.items():
             wire = _to_wire_name(key) or key
             if wire in raw:

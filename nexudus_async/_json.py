@@ -27,7 +27,7 @@ import msgspec
 
 from ._errors import WireFormatError
 
-__all__ = ["JSONDecodeError", "dumps", "dumps_escaping", "loads"]
+__all__ = ["JSONDecodeError", "dumps", "dumps_escaping", "loads", "repeated_keys"]
 
 _encoder: Final = msgspec.json.Encoder()
 _decoder: Final = msgspec.json.Decoder()
@@ -207,3 +207,63 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError("number out of range")
     return value
+
+
+def repeated_keys(text: str, document: Any) -> dict[str, list[Any]]:
+    """The keys the top-level object of ``text`` names more than once.
+
+    Both decoders keep only the last value of a repeated key, so the others
+    would vanish without a trace. A quick count tells most documents apart
+    first: every JSON string, key or value, is a pair of quotes, so a document
+    with no more quotes than twice the strings its decoded form holds cannot
+    have lost a key. Only one with more (a repeat, or an escaped quote) is
+    decoded again, keeping every pair.
+
+    Args:
+        text: A JSON document that `loads` has decoded.
+        document: What `loads` returned for it.
+
+    Returns:
+        Each key named more than once, with all its values in order; empty when
+        there is none, or when the document is not an object.
+    """
+    if not isinstance(document, dict) or text.count('"') == 2 * _strings(document):
+        return {}
+
+    try:
+        members = json.loads(
+            text,
+            object_pairs_hook=_Members,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+        )
+    except (ValueError, RecursionError):
+        # What json alone refuses (a number too long) was read by msgspec, whose
+        # decoding stands; a repeat cannot be told apart in it then.
+        return {}
+    values: dict[str, list[Any]] = {}
+    for key, value in members.pairs:
+        values.setdefault(key, []).append(value)
+
+    return {key: found for key, found in values.items() if len(found) > 1}
+
+
+class _Members(dict[str, Any]):
+    """A decoded object that remembers its members in order, repeats included."""
+
+    __slots__ = ("pairs",)
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        self.pairs = pairs
+
+
+def _strings(value: Any) -> int:
+    """How many JSON strings, keys included, a decoded value holds."""
+    if isinstance(value, str):
+        return 1
+    if isinstance(value, dict):
+        return len(value) + sum(_strings(item) for item in value.values())
+    if isinstance(value, list):
+        return sum(_strings(item) for item in value)
+    return 0

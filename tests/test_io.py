@@ -413,6 +413,52 @@ class TestJsonl:
             FieldProblem("Name", "given twice, as 'Name' and 'name'", "B"),
         )
 
+    def test_the_very_same_key_twice_keeps_both_values_in_the_problem(
+        self, tmp_path: Path
+    ) -> None:
+        """A key given twice rejects that record and names both values, not the last."""
+        path = _file(
+            tmp_path,
+            '{"BusinessId": 12, "Name": "Spring", "Name": "Autumn"}\n'
+            '{"BusinessId": 13, "Name": "B"}\n',
+            "in.jsonl",
+        )
+        first, second = _read(path)
+        assert first.payload is None
+        assert first.line == 1
+        assert first.problems == (
+            FieldProblem("Name", "given 2 times, as 'Name'", ["Spring", "Autumn"]),
+        )
+        assert second.payload is not None
+
+    def test_a_repeated_snake_case_key_names_the_field(self, tmp_path: Path) -> None:
+        """The problem names the field, whichever spelling was repeated."""
+        path = _file(
+            tmp_path,
+            '{"business_id": 1, "business_id": 2, "business_id": 3, "name": "A"}\n',
+            "in.jsonl",
+        )
+        (record,) = _read(path)
+        assert record.payload is None
+        assert record.problems == (
+            FieldProblem("BusinessId", "given 3 times, as 'business_id'", [1, 2, 3]),
+        )
+
+    @pytest.mark.parametrize(
+        "line",
+        [
+            '{"BusinessId": 1, "Name": "say \\"hi\\""}',
+            '{"BusinessId": 1, "Name": "A", "Notes": {"k": 1, "k": 2}}',
+        ],
+        ids=["escaped-quotes", "repeat-inside-a-nested-object"],
+    )
+    def test_no_repeat_at_the_top_is_no_repeat_problem(
+        self, tmp_path: Path, line: str
+    ) -> None:
+        """Escaped quotes or a nested object's repeat are not taken for a repeated field."""
+        (record,) = _read(_file(tmp_path, line + "\n", "in.jsonl"))
+        assert all("times" not in p.message for p in record.problems)
+
     def test_typed_values_are_checked(self, tmp_path: Path) -> None:
         """JSON values of the wrong type are reported, not guessed."""
         path = _file(tmp_path, '{"BusinessId": 1.5, "Name": ["A"]}\n', "in.jsonl")

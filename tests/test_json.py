@@ -7,7 +7,13 @@ import pickle
 import pytest
 
 from nexudus_async._errors import NexudusError, WireFormatError
-from nexudus_async._json import JSONDecodeError, dumps, dumps_escaping, loads
+from nexudus_async._json import (
+    JSONDecodeError,
+    dumps,
+    dumps_escaping,
+    loads,
+    repeated_keys,
+)
 
 
 class TestDumps:
@@ -163,3 +169,39 @@ class TestLoads:
         error = JSONDecodeError("broken (byte 4)", 4)
         copy = pickle.loads(pickle.dumps(error))
         assert (str(copy), copy.pos) == ("broken (byte 4)", 4)
+
+
+class TestRepeatedKeys:
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ('{"a": 1, "b": "x"}', {}),
+            ('{"a": 1, "a": 2}', {"a": [1, 2]}),
+            ('{"a": "x", "b": 2, "a": "y", "a": null}', {"a": ["x", "y", None]}),
+            ('{"a": "say \\"hi\\""}', {}),
+            ('{"a": {"b": 1, "b": 2}}', {}),
+            ('{"a": {"b": 1}, "a": [2]}', {"a": [{"b": 1}, [2]]}),
+            ('[{"a": 1, "a": 2}]', {}),
+            ('"a"', {}),
+            (
+                '{"a": 123456789012345678901234567890, "a": 1.5}',
+                {"a": [123456789012345678901234567890, 1.5]},
+            ),
+        ],
+        ids=[
+            "none",
+            "twice",
+            "three-times",
+            "escaped-quotes",
+            "nested-only",
+            "object-and-list-values",
+            "not-an-object",
+            "a-string",
+            "exact-numbers",
+        ],
+    )
+    def test_finds_each_top_level_repeat_with_every_value(
+        self, text: str, expected: dict[str, list[object]]
+    ) -> None:
+        """Every key the top-level object names more than once, with all its values."""
+        assert repeated_keys(text, loads(text)) == expected
