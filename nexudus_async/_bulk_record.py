@@ -132,6 +132,13 @@ class Attempt:
     marks: int = 0
 
     @property
+    def label(self) -> str:
+        """The record as a log line names it: by its line when it came from a file."""
+        if self.line is not None:
+            return f"the record on line {self.line}"
+        return f"record {self.index}"
+
+    @property
     def mark_unsent(self) -> bool:
         """Whether the journal's sending mark for this record stands for nothing sent.
 
@@ -481,8 +488,8 @@ class Settler:
         wait = a.settle_at - time.time()
         if wait > 0:
             logger.debug(
-                "record %d: waiting %.1fs for an earlier run's create to settle",
-                a.index,
+                "%s: waiting %.1fs for an earlier run's create to settle",
+                a.label,
                 wait,
             )
             await anyio.sleep(wait)
@@ -677,7 +684,7 @@ class Settler:
         # are told apart by which claimed an Id first, not by those fields.
         if found is not None:
             a.unsure = False
-            logger.debug("record %d reconciled to Id %d", a.index, found)
+            logger.debug("%s reconciled to Id %d", a.label, found)
             return self._owned(
                 a,
                 OutcomeKind.CREATED,
@@ -694,7 +701,7 @@ class Settler:
                 OutcomeKind.FAILED,
                 message=f"sent {a.sends} times, never stored; last error: {exc}",
             )
-        logger.debug("record %d was not stored (%s); sending again", a.index, exc)
+        logger.debug("%s was not stored (%s); sending again", a.label, exc)
 
         return None
 

@@ -942,6 +942,40 @@ class TestStopping:
         assert all(r.levelno == logging.DEBUG and not r.exc_info for r in later)
 
 
+class TestLogs:
+    async def test_debug_lines_name_a_file_record_by_its_line(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A reconciled record from a file is named by its line, not its index."""
+        caplog.set_level(logging.DEBUG, logger="nexudus_async")
+        path = write_jsonl(tmp_path / "in.jsonl", ["a", "b", "c"])
+        files = FakeFiles({"b": [STORE_THEN_LOSE], "c": [lost()]})
+
+        with open_records(path) as records:
+            outcomes = await run(files, records, concurrency=1)
+
+        assert kinds(outcomes) == {"created": 3}
+        messages = [r.getMessage() for r in caplog.records]
+        assert any(
+            m.startswith("the record on line 2 reconciled to Id") for m in messages
+        )
+        assert any(
+            m.startswith("the record on line 3 was not stored") for m in messages
+        )
+
+    async def test_debug_lines_name_other_records_by_their_index(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Without a line, the record is named by its index in the input."""
+        caplog.set_level(logging.DEBUG, logger="nexudus_async")
+        files = FakeFiles({"rec-0001": [STORE_THEN_LOSE]})
+
+        await run(files, payloads(2), concurrency=1)
+
+        messages = [r.getMessage() for r in caplog.records]
+        assert any(m.startswith("record 1 reconciled to Id") for m in messages)
+
+
 class TestSkipExisting:
     async def test_existing_records_are_skipped_with_their_id(self) -> None:
         """skip_existing looks each record up and skips those already stored."""
