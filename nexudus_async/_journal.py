@@ -61,6 +61,12 @@ _LOG = logging.getLogger(__name__)
 JOURNAL_STATES: Final = ("sending", "created", "rejected", "failed", "unknown")
 _DONE_STATES: Final = frozenset(JOURNAL_STATES) - {"sending"}
 
+# The files the Journals of this process hold open, by real path: a second open
+# of one of them is a mistake in the caller's own program, not another run, and
+# the error should say which.
+_OPEN_HERE: Final[set[str]] = set()
+_OPEN_HERE_LOCK: Final = threading.Lock()
+
 #: Done marks waiting for a commit: at most this many, for at most this long.
 DONE_BATCH: Final = 256
 DONE_SECONDS: Final = 1.0
@@ -261,6 +267,7 @@ class Journal(ClosesOnExit):
         self._uncommitted = 0
         self._first_uncommitted = 0.0
         self._db: sqlite3.Connection | None = None
+        self._real_path = os.path.realpath(self.path)
         try:
             # Autocommit at the driver level: transactions are begun and ended here,
             # so when a mark is durable is decided by this class alone.
@@ -271,6 +278,13 @@ class Journal(ClosesOnExit):
         except sqlite3.OperationalError as exc:
             self._abandon()
             if "locked" in str(exc):
+                with _OPEN_HERE_LOCK:
+                    here = self._real_path in _OPEN_HERE
+                if here:
+                    raise JournalError(
+                        f"journal {self.path} is already open in this process:"
+                        " close that Journal first, or pass the same one"
+                    ) from None
                 raise JournalError(
                     f"journal {self.path} is in use by another run"
                 ) from None
@@ -283,6 +297,8 @@ class Journal(ClosesOnExit):
         except BaseException:
             self._abandon()
             raise
+        with _OPEN_HERE_LOCK:
+            _OPEN_HERE.add(self._real_path)
 
     def _open(self, synchronous: str) -> None:
         db = self._connection()
@@ -538,6 +554,8 @@ class Journal(ClosesOnExit):
             self._commit(self._db)
             self._db.close()
             self._db = None
+        with _OPEN_HERE_LOCK:
+            _OPEN_HERE.discard(self._real_path)
         _LOG.debug("journal %s closed", self.path)
 
     def __repr__(self) -> str:

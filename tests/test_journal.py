@@ -404,10 +404,34 @@ class TestFile:
 
     def test_second_open_is_refused(self, journal: Journal) -> None:
         """A journal open in one place cannot be opened again until closed."""
-        with pytest.raises(JournalError, match="in use by another run"):
+        with pytest.raises(JournalError, match="already open in this process"):
             Journal(journal.path)
         journal.close()
         Journal(journal.path).close()
+
+    def test_open_in_another_process_is_another_run(self, tmp_path: Path) -> None:
+        """A journal another process holds is refused as in use by another run."""
+        path = tmp_path / "run.journal.sqlite"
+        holder = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from nexudus_async._journal import Journal;"
+                f" j = Journal({str(path)!r}); print('open', flush=True);"
+                " sys.stdin.read()",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline() == "open\n"
+            with pytest.raises(JournalError, match="in use by another run"):
+                Journal(path)
+        finally:
+            holder.communicate("", timeout=30)
+        Journal(path).close()
 
     def test_not_a_journal(self, tmp_path: Path) -> None:
         """A file that is not SQLite is refused with a clear error."""
