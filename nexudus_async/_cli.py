@@ -382,6 +382,11 @@ def _create(args: argparse.Namespace) -> int:
     options = _create_options(args)
     try:
         if args.dry_run:
+            if sys.stdout is None:
+                raise CommandError(
+                    "standard output is closed: the dry run has no"
+                    " place to write its report"
+                )
             return dry_run(options, sys.stdout)
         auth = credentials_from_environment(os.environ)
     except (CommandError, InputFileError, CredentialsError) as exc:
@@ -480,7 +485,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         code: int = args.handler(args)
-        sys.stdout.flush()
+        # None when descriptor 1 was closed at start: nothing to flush then.
+        if sys.stdout is not None:
+            sys.stdout.flush()
     except KeyboardInterrupt:
         # Outside a running job (a dry run, a prompt): nothing to flush.
         print(file=sys.stderr)

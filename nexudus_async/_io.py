@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import hashlib
 import io
 import logging
@@ -827,7 +828,12 @@ def open_results(
         raise ValueError(f"format must be 'csv' or 'jsonl', not {format!r}")
 
     if target == "-":
-        return ResultsWriter(sys.stdout.buffer, format, owned=False, header=True)
+        # Python leaves sys.stdout None when descriptor 1 was closed at start;
+        # code that swapped it for a text buffer has no bytes to give either.
+        stdout = getattr(sys.stdout, "buffer", None)
+        if stdout is None:
+            raise OSError(errno.EBADF, "standard output is closed or takes no bytes")
+        return ResultsWriter(stdout, format, owned=False, header=True)
 
     # Unbuffered: every row reaches the operating system whole, in one write.
     stream = open(target, "a+b" if append else "wb", buffering=0)  # noqa: SIM115

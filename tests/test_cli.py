@@ -918,6 +918,49 @@ class TestClosedOutput:
         assert b"Traceback" not in err
         assert b"BrokenPipeError" not in err
 
+    @pytest.mark.parametrize(
+        ("args", "expected"),
+        [
+            (("-o", "-"), b"cannot write the results to -: "),
+            (("--dry-run",), b"the dry run has no place to write its report"),
+        ],
+        ids=["results", "dry-run"],
+    )
+    def test_a_closed_standard_output_is_a_setup_error(
+        self,
+        emulator: Emulator,
+        tmp_path: Path,
+        args: tuple[str, ...],
+        expected: bytes,
+    ) -> None:
+        """Descriptor 1 closed, and stdout wanted: exit 2, one message, nothing sent."""
+        source = write_csv(tmp_path / "in.csv", rows_named(3))
+        job = subprocess.Popen(
+            _command(
+                "create",
+                str(source),
+                *args,
+                "--base-url",
+                emulator.base_url,
+                "--limits",
+                "off",
+            ),
+            cwd=tmp_path,
+            env=_login(),
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            # Closed in the child only, after the standard streams are set up.
+            preexec_fn=lambda: os.close(1),
+        )
+        _, err = job.communicate(timeout=45)
+
+        assert job.returncode == 2, err
+        assert b"Traceback" not in err
+        assert err.count(b"error:") == 1
+        assert expected in err
+        assert b"standard output is closed" in err
+        assert emulator.stats.writes == 0
+
     @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
     def test_a_full_disk_on_standard_output_is_one_message(
         self, tmp_path: Path

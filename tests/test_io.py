@@ -800,6 +800,15 @@ class TestResultsJsonl:
         assert loads(out)["id"] == BIG_ID
         assert not sys.stdout.closed
 
+    @pytest.mark.parametrize("stdout", [None, io.StringIO()], ids=["closed", "text"])
+    def test_standard_output_without_bytes_is_an_os_error(
+        self, monkeypatch: pytest.MonkeyPatch, stdout: object
+    ) -> None:
+        """No binary standard output to write to: an OSError that says so."""
+        monkeypatch.setattr(sys, "stdout", stdout)
+        with pytest.raises(OSError, match="standard output is closed"):
+            open_results("-")
+
     def test_closed_writer(self, tmp_path: Path) -> None:
         """Writing after close is an error; closing twice is not."""
         results = open_results(tmp_path / "out.jsonl")
