@@ -39,7 +39,7 @@ from ._models import ImportFileCreate
 from ._outbox import EMPTY, Outbox
 from ._outcomes import BulkReport, Outcome, OutcomeKind
 from ._progress import Progress, ProgressCallback, ProgressTracker
-from ._retry import caller_sits_out_throttles
+from ._retry import caller_throttle_patience
 from ._sending import SendState, send_state
 
 if TYPE_CHECKING:
@@ -150,6 +150,7 @@ class BulkJob:
             total = len(records)
 
         self._settler = Settler(files, self, journal=journal, options=options)
+        self._max_pause = options.max_pause
         self._concurrency = concurrency
         self._stop_after = stop_after
         self._journal = journal
@@ -373,7 +374,7 @@ class BulkJob:
         # The job sits out a long throttle of a create for all its creates at
         # once, or stops for it; the client must hand such a throttle up rather
         # than sleep on it in its retry loop, where the job cannot see it.
-        caller_sits_out_throttles.set(True)
+        caller_throttle_patience.set(self._max_pause)
         try:
             while True:
                 # One cancel scope per worker rather than per record, for speed.

@@ -31,7 +31,7 @@ from ._limiter import RateLimiter, RateLimits
 from ._resource import Call, ImportFiles
 from ._retry import (
     RetryPolicy,
-    caller_sits_out_throttles,
+    caller_throttle_patience,
     retry_delay,
     should_retry,
 )
@@ -343,13 +343,17 @@ class NexudusClient:
                     raise
                 renewed, attempt = True, attempt - 1
             except NexudusError as error:
-                if attempt >= self._retry.max_attempts or not should_retry(
+                patience = None if call.idempotent else caller_throttle_patience.get()
+                if attempt < self._retry.max_attempts and should_retry(
                     error,
                     idempotent=call.idempotent,
-                    give_up_over=self._give_up_over(call),
+                    give_up_over=self._give_up_over(patience),
                 ):
-                    raise
-                await self._wait_before_retry(call, error, attempt)
+                    await self._wait_before_retry(call, error, attempt)
+                    continue
+                if patience is not None and isinstance(error, ThrottledError):
+                    self._hold_for_caller(error, patience)
+                raise
 
     def _open_session(self) -> aiohttp.ClientSession:
         session = self._session
@@ -365,13 +369,25 @@ class NexudusClient:
 
         raise ClientStateError("the aiohttp session given to NexudusClient is closed")
 
-    def _give_up_over(self, call: Call) -> float:
-        """The longest Retry-After of a throttle this call is sent again after."""
+    def _give_up_over(self, patience: float | None) -> float:
+        """The longest Retry-After of a throttle a call is sent again after."""
         policy = self._retry
-        if not call.idempotent and caller_sits_out_throttles.get():
+        if patience is not None:
+            # The caller sits out what the client would not wait in full.
             return min(policy.retry_after_give_up, policy.retry_after_max)
 
         return policy.retry_after_give_up
+
+    def _hold_for_caller(self, error: ThrottledError, patience: float) -> None:
+        """Pause every request for a throttle the caller will sit out itself."""
+        wait = error.retry_after
+        if wait is None or wait > patience:
+            # A caller that will stop rather than wait is better served by the
+            # requests already queued here coming back refused at once than by
+            # their sitting out a wait nobody is going to use.
+            return
+        logger.info("throttled: holding every request for %.2fs", wait)
+        self._limiter.pause(wait)
 
     async def _wait_before_retry(
         self, call: Call, error: NexudusError, attempt: int

@@ -25,7 +25,7 @@ from ._errors import (
 
 __all__ = [
     "RetryPolicy",
-    "caller_sits_out_throttles",
+    "caller_throttle_patience",
     "parse_retry_after",
     "retry_delay",
     "server_now",
@@ -34,16 +34,18 @@ __all__ = [
 
 _SECONDS = re.compile(r"\d+(\.\d+)?")
 
-#: Set to True by a caller that waits out throttles of its creates itself: a bulk
-#: job pauses all its creates for as long as the server asked, or stops when that
-#: is too long. For a create made from such a context, the client raises at once a
-#: throttle asking for a longer wait than it would sit out in full
-#: (``retry_after_max``), instead of sending again before the server's time. That
-#: early send would only meet the same refusal, and the retry loop would hide from
-#: the caller a wait that tells it to stop. Lookups keep the client's own retries:
+#: Set by a caller that sits out throttles of its creates itself, to the longest
+#: Retry-After it will wait (a bulk job: its ``max_pause``; a longer one stops it).
+#: For a create made from such a context, the client raises at once a throttle
+#: asking for a longer wait than it would sit out in full (``retry_after_max``),
+#: instead of sending again before the server's time: that early send would only
+#: meet the same refusal, and the retry loop would hide from the caller a wait
+#: that tells it to stop. A throttle it hands up that the caller will sit out also
+#: pauses the client's limiter for the whole wait, so that requests already
+#: waiting inside the client are held too. Lookups keep the client's own retries:
 #: a caller that needs the answer is better served by a late one.
-caller_sits_out_throttles: Final[ContextVar[bool]] = ContextVar(
-    "nexudus_async_caller_sits_out_throttles", default=False
+caller_throttle_patience: Final[ContextVar[float | None]] = ContextVar(
+    "nexudus_async_caller_throttle_patience", default=None
 )
 
 # Failures of the TLS handshake or of the certificate are not going to heal by waiting.

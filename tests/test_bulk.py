@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import inspect
 import itertools
@@ -62,7 +63,7 @@ from nexudus_async._models import (
     Page,
     WriteResult,
 )
-from nexudus_async._outcomes import Outcome, OutcomeKind
+from nexudus_async._outcomes import BulkReport, Outcome, OutcomeKind
 from nexudus_async._progress import Progress
 from nexudus_async._retry import RetryPolicy
 from nexudus_async._sending import Phase, SendState, send_state
@@ -713,17 +714,23 @@ class TestServerThrottleThroughTheClient:
     """The real client's retry loop under a job, over a scripted server."""
 
     @staticmethod
-    def _client(fake_time: FakeTime, retry: RetryPolicy | None = None) -> Any:
+    def _client(
+        fake_time: FakeTime | None,
+        retry: RetryPolicy | None = None,
+        rate_limits: Any = None,
+    ) -> Any:
         from nexudus_async._auth import BearerAuth
         from nexudus_async._client import NexudusClient
 
+        clocks: dict[str, Any] = {}
+        if fake_time is not None:
+            clocks = {"sleep": fake_time.sleep, "clock": fake_time.clock}
         return NexudusClient(
             auth=BearerAuth("static-token"),
             base_url=FAKE_BASE,
-            rate_limits=None,
+            rate_limits=rate_limits,
             retry=retry or RetryPolicy(jitter=0.0),
-            sleep=fake_time.sleep,
-            clock=fake_time.clock,
+            **clocks,
         )
 
     async def test_a_wait_over_max_pause_stops_at_the_first_answer(
@@ -748,22 +755,97 @@ class TestServerThrottleThroughTheClient:
         assert fake_time.sleeps == []
 
     async def test_a_wait_longer_than_the_client_sits_out_pauses_the_job_for_all_of_it(
-        self, fake_time: FakeTime, fake_api: FakeAPI
+        self, fake_api: FakeAPI
     ) -> None:
-        """The job, not the client, waits a Retry-After over retry_after_max: in full."""
+        """A Retry-After over retry_after_max is waited in full, not the client's cap."""
         fake_api.on("POST", PATH, _throttle_reply("0.4"), _CREATED)
         retry = RetryPolicy(retry_after_max=0.05, jitter=0.0)
 
         started = time.monotonic()
-        async with self._client(fake_time, retry) as client:
+        async with self._client(None, retry) as client:
             report = await create_all(client, payloads(1), concurrency=1)
         elapsed = time.monotonic() - started
 
         assert report["created"] == 1
         assert len(fake_api.seen("POST")) == 2
-        # The client would have sent again after its own 0.05 s cap.
-        assert fake_time.sleeps == []
+        # The client alone would have sent again after its own 0.05 s cap.
         assert elapsed >= 0.39
+
+    @staticmethod
+    @contextlib.asynccontextmanager
+    async def _queued_behind_a_throttle(
+        retry_after: str, *, every: bool, **options: Any
+    ) -> AsyncIterator[tuple[BulkReport, list[float], list[float]]]:
+        """A job whose first create is throttled while others queue in the client.
+
+        The limiter lets one create go every 50 ms and the server takes 120 ms to
+        throttle the first, so by then the other workers' creates wait inside the
+        client, past the job's own pause check. ``every`` throttles every create,
+        not just the first. Yields the report, when each create reached the
+        server and when the first throttle was answered.
+        """
+        from aiohttp import web
+        from aiohttp.test_utils import TestServer
+
+        from nexudus_async._auth import BearerAuth
+        from nexudus_async._client import NexudusClient
+        from nexudus_async._limiter import RateLimits, Window
+
+        sent_at: list[float] = []
+        answered_at: list[float] = []
+
+        async def handler(request: web.Request) -> web.Response:
+            sent_at.append(time.monotonic())
+            if len(sent_at) == 1 or every:
+                if len(sent_at) == 1:
+                    await asyncio.sleep(0.12)
+                    answered_at.append(time.monotonic())
+                return web.Response(status=409, headers={"Retry-After": retry_after})
+            body = {"Status": 200, "Value": {"Id": len(sent_at)}, "WasSuccessful": True}
+            return web.json_response(body)
+
+        app = web.Application()
+        app.router.add_post(PATH, handler)
+        async with (
+            TestServer(app, host="127.0.0.1") as server,
+            NexudusClient(
+                auth=BearerAuth("static-token"),
+                base_url=str(server.make_url("")).rstrip("/"),
+                rate_limits=RateLimits((Window(1, 0.05),)),
+                retry=RetryPolicy(retry_after_max=0.05, jitter=0.0),
+            ) as client,
+        ):
+            report = await create_all(client, payloads(6), concurrency=4, **options)
+            yield report, sent_at, answered_at
+
+    async def test_creates_queued_in_the_client_are_held_for_the_whole_wait(
+        self,
+    ) -> None:
+        """Creates already waiting in the client's limiter are not sent during a pause."""
+        async with self._queued_behind_a_throttle("0.5", every=False) as found:
+            report, sent_at, (throttled,) = found
+
+        assert report["created"] == 6
+        during = [
+            round(at - throttled, 3) for at in sent_at if 0 < at - throttled < 0.45
+        ]
+        assert during == []
+        assert len(sent_at) == 7
+
+    async def test_creates_queued_in_the_client_do_not_hold_up_a_stop(self) -> None:
+        """Over max_pause, creates queued in the client come back at once, not later."""
+        started = time.monotonic()
+        async with self._queued_behind_a_throttle(
+            "30", every=True, max_pause=1.0
+        ) as found:
+            report, sent_at, _ = found
+        elapsed = time.monotonic() - started
+
+        assert report["not_attempted"] == 6
+        assert report.resume_at is not None
+        assert len(sent_at) <= 4
+        # Well short of the 30 s asked for, or of a second's pause held in the client.
+        assert elapsed < 10
 
     async def test_a_short_throttle_is_still_retried_by_the_client(
         self, fake_time: FakeTime, fake_api: FakeAPI
