@@ -292,6 +292,12 @@ def verdict(exc: Exception) -> Verdict:
     return Verdict.UNEXPECTED
 
 
+def _every_record_would_fail(exc: Exception) -> str:
+    # The stop reason is also the message of every record not attempted: said
+    # plainly, the refusal would read as if each of them had met it.
+    return f"{exc}; every record would fail the same way"
+
+
 @attrs.frozen
 class SettleOptions:
     """The per-record knobs of a bulk job; `bulk_create` documents each."""
@@ -719,7 +725,7 @@ class Settler:
         elif isinstance(exc, _FATAL):
             if not self._job.running and not a.unsure:
                 return self.not_attempted(a)
-            self._job.halt(str(exc))
+            self._job.halt(_every_record_would_fail(exc))
 
         if a.unsure:
             return a.outcome(OutcomeKind.UNKNOWN, message=message, resume_at=resume_at)
@@ -729,7 +735,7 @@ class Settler:
 
     def _fatal(self, a: Attempt, exc: Exception) -> Outcome:
         if self._job.running:
-            self._job.halt(str(exc))
+            self._job.halt(_every_record_would_fail(exc))
             return a.outcome(OutcomeKind.FAILED, message=str(exc))
         # Creates already in flight when the job stopped hit the same wall; the
         # first failure tells the story, these were simply not done.

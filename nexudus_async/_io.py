@@ -566,7 +566,9 @@ class RecordReader(ClosesOnExit, Iterator[SourceRecord]):
             if wire in raw:
                 problems.append(
                     FieldProblem(
-                        wire, f"given twice, as {spelled[wire]!r} and {key!r}", value
+                        wire,
+                        f"given twice, as {spelled[wire]!r} and {key!r}",
+                        [raw[wire], value],
                     )
                 )
                 continue

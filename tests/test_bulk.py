@@ -924,6 +924,11 @@ class TestStopping:
         ]
         assert warnings == [f"bulk job stopping: {job.stop_reason}"]
         assert "stop" not in (job.stop_reason or "")
+        if isinstance(error, AuthenticationError):
+            # Said of the records not attempted too, so it says whose refusal.
+            assert (job.stop_reason or "").endswith(
+                "; every record would fail the same way"
+            )
         rest = [o for o in outcomes if o.kind is OutcomeKind.NOT_ATTEMPTED]
         assert rest
         assert all(o.message == job.stop_reason for o in rest)

@@ -410,7 +410,7 @@ class TestJsonl:
         record = _read(path)[0]
         assert record.payload is None
         assert record.problems == (
-            FieldProblem("Name", "given twice, as 'Name' and 'name'", "B"),
+            FieldProblem("Name", "given twice, as 'Name' and 'name'", ["A", "B"]),
         )
 
     def test_the_very_same_key_twice_keeps_both_values_in_the_problem(
