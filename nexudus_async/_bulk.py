@@ -96,11 +96,11 @@ class BulkJob:
     finish. Leaving the ``async with`` block before the last outcome (``break``, an
     exception, a cancellation) stops the job: creates in flight are cancelled and
     end ``unknown`` (those the client still held, waiting for its rate limiter, a
-    token or a free connection, end ``not_attempted``), the rest of the input is read and marked
-    ``not_attempted`` (for at most ``drain_timeout`` seconds), and each of those
-    outcomes still reaches the journal, the progress callback and ``on_outcome``.
-    To stop and still see every outcome in the loop, call `cancel` (or `stop`)
-    and keep iterating.
+    token or a free connection, end ``not_attempted``), the rest of the input is
+    read and marked ``not_attempted`` (for at most ``drain_timeout`` seconds), and
+    each of those outcomes still reaches the journal, the progress callback and
+    ``on_outcome``. To stop and still see every outcome in the loop, call `cancel`
+    (or `stop`) and keep iterating.
 
     If reading the input raises, the records read before finish, and then the
     iteration raises that exception.
@@ -176,6 +176,7 @@ class BulkJob:
         self._failures = 0
         self._hook_failed = False
         self._worker_scopes: set[anyio.CancelScope] = set()
+        self._worker_states: list[SendState] = []
 
         self._position = 0
         self._input_lock = anyio.Lock()
@@ -273,13 +274,16 @@ class BulkJob:
 
         Records not yet started end ``not_attempted`` with ``reason``, and so do
         those whose create the client still held unsent, waiting for its rate
-        limiter, a token or a free connection. Keep iterating to receive their outcomes; the
-        iteration then ends normally.
+        limiter, a token or a free connection. Keep iterating to receive their
+        outcomes; the iteration then ends normally.
         """
         self._abort(reason, quiet=True)
 
     def stop(self, reason: str = "the job was stopped") -> None:
-        """Stop sending: creates in flight finish, the rest end ``not_attempted``."""
+        """Stop sending: creates in flight finish, the rest end ``not_attempted``.
+
+        Creates the client still holds unsent are withdrawn: they do not leave.
+        """
         self._halt(reason, quiet=True)
 
     @property
@@ -339,6 +343,12 @@ class BulkJob:
         if not self._running:
             return
         self._running = False
+        # Creates the client still holds for the workers (behind the rate limiter,
+        # a token or a free connection) must not leave now: they end not
+        # attempted when the client lets go of them, rather than meet whatever
+        # stopped the job.
+        for state in self._worker_states:
+            state.withdrawn = True
         # The first reason is the one every remaining record reports.
         self._stop_reason = reason
         self._resume_at = resume_at
@@ -370,7 +380,9 @@ class BulkJob:
         # The client reports into this how far the create in hand got, so that a
         # cancelled one it never sent ends not attempted. Set in this task, it is
         # seen by everything the task awaits and by no other worker.
-        send_state.set(SendState())
+        sending = SendState()
+        self._worker_states.append(sending)
+        send_state.set(sending)
         # The job sits out a long throttle of a create for all its creates at
         # once, or stops for it; the client must hand such a throttle up rather
         # than sleep on it in its retry loop, where the job cannot see it.
@@ -545,7 +557,9 @@ class BulkJob:
         if kind is OutcomeKind.FAILED or kind is OutcomeKind.UNKNOWN:
             self._failures += 1
             if self._stop_after is not None and self._failures >= self._stop_after:
-                self.halt(f"stopped after {self._failures} failed or unknown records")
+                self.halt(
+                    f"reached the limit of {self._failures} failed or unknown records"
+                )
 
         assert self._tracker is not None
         self._tracker.add(kind)
@@ -699,8 +713,10 @@ def bulk_create(
     * ``skipped``: not sent: the journal says an earlier run created (or rejected)
       it, or ``skip_existing`` found it on the server (under an Id no other
       input record owns). One rejected earlier carries that run's ``errors``.
-    * ``not_attempted``: the job had stopped; ``message`` says why, and for a
-      spent quota, ``resume_at`` says when writes are allowed again.
+    * ``not_attempted``: the job had stopped. ``message`` says why: "not sent: "
+      and the stop reason for a record the job never sent, the refusal itself
+      for the one whose create met a spent quota. For a spent quota,
+      ``resume_at`` says when writes are allowed again.
 
     Stopping. Refused credentials (401, 403, a refused token) and a host name that
     does not resolve stop the job at the first occurrence: that record fails and

@@ -46,7 +46,7 @@ from ._io import SourceRecord
 from ._lookup import AmbiguousMatch, Lister, find_stored
 from ._models import FieldError, ImportFileCreate, WriteResult
 from ._outcomes import Outcome, OutcomeKind
-from ._sending import UNTRACKED, WAITING, SendState, send_state
+from ._sending import UNTRACKED, WAITING, CallWithdrawn, SendState, send_state
 from ._validate import validate_create
 
 if TYPE_CHECKING:
@@ -349,27 +349,28 @@ class Settler:
     def not_attempted(
         self, a: Attempt, reason: str | None = None, resume_at: datetime | None = None
     ) -> Outcome:
-        """The outcome of a record the job did not get to."""
+        """The outcome of a record the job did not get to.
+
+        Without a ``reason`` of the record's own, the message is why the job
+        stopped, said as what it is for this record: it was not sent.
+        """
         if reason is None:
-            reason, resume_at = self._job.stop_reason, self._job.resume_at
-        return a.outcome(
-            OutcomeKind.NOT_ATTEMPTED,
-            message=reason or "the job stopped",
-            resume_at=resume_at,
-        )
+            reason = f"not sent: {self._job.stop_reason or 'the job stopped'}"
+            resume_at = self._job.resume_at
+        return a.outcome(OutcomeKind.NOT_ATTEMPTED, message=reason, resume_at=resume_at)
 
     def interrupted(self, a: Attempt) -> Outcome:
         """The outcome of a record whose settling was cancelled midway."""
-        reason = self._job.stop_reason or "the job was interrupted"
         # Only the client's own word that it still held the create, waiting for
         # its rate limiter or a token, makes an unsure record one that was not
         # sent. Without that word (a creator that does not report, or a record
         # left unsure by a lost answer or an earlier run) it may have landed.
         if a.unsure and (a.sending is None or a.sending.phase is not WAITING):
+            reason = self._job.stop_reason or "the job was interrupted"
             return a.outcome(
                 OutcomeKind.UNKNOWN, message=f"{reason} while the create was in flight"
             )
-        return self.not_attempted(a, reason)
+        return self.not_attempted(a)
 
     # --- the flow ----------------------------------------------------------------
 
@@ -576,6 +577,10 @@ class Settler:
         self, a: Attempt, payload: ImportFileCreate, exc: Exception
     ) -> Outcome | None:
         """Settle a failed create, or return None to send it again."""
+        if isinstance(exc, CallWithdrawn):
+            # The job stopped while the client held this create: nothing left.
+            a.unsure = False
+            return self.not_attempted(a)
         meaning = verdict(exc)
         if meaning is Verdict.MAYBE_STORED:
             return await self._reconcile(a, payload, exc)

@@ -35,7 +35,7 @@ from ._retry import (
     retry_delay,
     should_retry,
 )
-from ._sending import SENT, WAITING, SendState, send_state
+from ._sending import SENT, WAITING, CallWithdrawn, SendState, send_state
 from ._watchdog import Watch, Watchdog
 
 __all__ = ["NexudusClient"]
@@ -431,6 +431,10 @@ class NexudusClient:
         try:
             watch = watchdog.start()
             if sending is not None:
+                if sending.withdrawn:
+                    # The caller stopped while this waited: it must not leave.
+                    outcome = "withdrawn, not sent"
+                    raise CallWithdrawn
                 # From here the request may reach the server.
                 sending.phase = SENT
             async with session.request(

@@ -297,6 +297,10 @@ def _format_from_name(path: str) -> FileFormat:
     return found
 
 
+def _times(count: int) -> str:
+    return "twice" if count == 2 else f"{count} times"
+
+
 def _json_type(value: Any) -> str:
     if isinstance(value, list):
         return "an array"
@@ -557,7 +561,7 @@ class RecordReader(ClosesOnExit, Iterator[SourceRecord]):
             problems.append(
                 FieldProblem(
                     _to_wire_name(key) or key,
-                    f"given {len(values)} times, as {key!r}",
+                    f"given {_times(len(values))}, as {key!r}",
                     values,
                 )
             )

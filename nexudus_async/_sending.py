@@ -11,6 +11,12 @@ layer between the bulk creator and the client: a task that wants to know puts a
 `SendState` in its context, and the client writes into it as the call moves on.
 Without one (the default), nobody asked and the client writes nothing.
 
+The caller may also withdraw what it has not sent yet: a bulk job that stops sets
+``withdrawn`` on the states of its workers, and a create the client still holds
+(queued behind the rate limiter, say) then ends in `CallWithdrawn` instead of
+leaving. Without that, a job stopped by a refusal every create would meet would
+send the creates already queued anyway, each to be refused in turn.
+
 A state speaks for one call at a time. The calls a task makes follow one another,
 but tasks started from it share its state; a caller running several creates at once
 under one state could read one call's "waiting" over another's "sent".
@@ -22,7 +28,15 @@ import enum
 from contextvars import ContextVar
 from typing import Final
 
-__all__ = ["SENT", "UNTRACKED", "WAITING", "Phase", "SendState", "send_state"]
+__all__ = [
+    "SENT",
+    "UNTRACKED",
+    "WAITING",
+    "CallWithdrawn",
+    "Phase",
+    "SendState",
+    "send_state",
+]
 
 
 class Phase(enum.Enum):
@@ -45,20 +59,32 @@ WAITING: Final = Phase.WAITING
 SENT: Final = Phase.SENT
 
 
+class CallWithdrawn(Exception):
+    """The caller withdrew a tracked call the client had not sent: nothing left."""
+
+
 class SendState:
     """Where the client is with a call; mutable, so the caller sees its writes.
 
     Slotted and bare on purpose: the client sets ``phase`` on a hot path, and a
     plain attribute store is the cheapest way to say something there.
+
+    Attributes:
+        phase: How far the latest tracked call went; the client writes it.
+        withdrawn: Set by the caller: from now on the client sends nothing more
+            under this state. A call it still holds raises `CallWithdrawn` at
+            the point it would have been sent; one already sent goes on.
     """
 
-    __slots__ = ("phase",)
+    __slots__ = ("phase", "withdrawn")
 
     def __init__(self) -> None:
         self.phase: Phase = UNTRACKED
+        self.withdrawn = False
 
     def __repr__(self) -> str:
-        return f"SendState({self.phase.value})"
+        withdrawn = ", withdrawn" if self.withdrawn else ""
+        return f"SendState({self.phase.value}{withdrawn})"
 
 
 #: The state the client writes into for calls made from this context. A context

@@ -662,7 +662,10 @@ class TestThrottle:
         assert "daily quota is probably spent" in (job.stop_reason or "")
         rest = [o for o in outcomes if o.kind is OutcomeKind.NOT_ATTEMPTED]
         assert all(o.resume_at == job.resume_at for o in rest)
-        assert all(o.message == job.stop_reason for o in rest)
+        # The throttled record was refused; the others were not sent at all.
+        messages = {o.index: o.message for o in rest}
+        assert messages.pop(2) == job.stop_reason
+        assert set(messages.values()) == {f"not sent: {job.stop_reason}"}
 
     async def test_max_pause_sets_how_long_a_wait_stops_the_job(self) -> None:
         """create_all passes max_pause on: a 2 s Retry-After over a 1 s limit stops."""
@@ -773,16 +776,16 @@ class TestServerThrottleThroughTheClient:
 
     @staticmethod
     @contextlib.asynccontextmanager
-    async def _queued_behind_a_throttle(
-        retry_after: str, *, every: bool, **options: Any
+    async def _queued_behind_a_refusal(
+        status: int, headers: Mapping[str, str], *, every: bool, **options: Any
     ) -> AsyncIterator[tuple[BulkReport, list[float], list[float]]]:
-        """A job whose first create is throttled while others queue in the client.
+        """A job whose first create is refused while others queue in the client.
 
-        The limiter lets one create go every 50 ms and the server takes 120 ms to
-        throttle the first, so by then the other workers' creates wait inside the
-        client, past the job's own pause check. ``every`` throttles every create,
-        not just the first. Yields the report, when each create reached the
-        server and when the first throttle was answered.
+        The limiter lets one create go every 300 ms and the server takes 120 ms
+        to refuse the first, so by then the other workers' creates wait inside
+        the client, past the job's own pause check. ``every`` refuses every
+        create, not just the first. Yields the report, when each create reached
+        the server and when the first refusal was answered.
         """
         from aiohttp import web
         from aiohttp.test_utils import TestServer
@@ -800,7 +803,7 @@ class TestServerThrottleThroughTheClient:
                 if len(sent_at) == 1:
                     await asyncio.sleep(0.12)
                     answered_at.append(time.monotonic())
-                return web.Response(status=409, headers={"Retry-After": retry_after})
+                return web.Response(status=status, headers=headers)
             body = {"Status": 200, "Value": {"Id": len(sent_at)}, "WasSuccessful": True}
             return web.json_response(body)
 
@@ -811,7 +814,7 @@ class TestServerThrottleThroughTheClient:
             NexudusClient(
                 auth=BearerAuth("static-token"),
                 base_url=str(server.make_url("")).rstrip("/"),
-                rate_limits=RateLimits((Window(1, 0.05),)),
+                rate_limits=RateLimits((Window(1, 0.3),)),
                 retry=RetryPolicy(retry_after_max=0.05, jitter=0.0),
             ) as client,
         ):
@@ -822,7 +825,9 @@ class TestServerThrottleThroughTheClient:
         self,
     ) -> None:
         """Creates already waiting in the client's limiter are not sent during a pause."""
-        async with self._queued_behind_a_throttle("0.5", every=False) as found:
+        async with self._queued_behind_a_refusal(
+            409, {"Retry-After": "0.5"}, every=False
+        ) as found:
             report, sent_at, (throttled,) = found
 
         assert report["created"] == 6
@@ -832,20 +837,41 @@ class TestServerThrottleThroughTheClient:
         assert during == []
         assert len(sent_at) == 7
 
-    async def test_creates_queued_in_the_client_do_not_hold_up_a_stop(self) -> None:
-        """Over max_pause, creates queued in the client come back at once, not later."""
+    async def test_creates_queued_in_the_client_are_withdrawn_on_a_stop(
+        self,
+    ) -> None:
+        """Over max_pause, creates queued in the client are not sent, nor held."""
         started = time.monotonic()
-        async with self._queued_behind_a_throttle(
-            "30", every=True, max_pause=1.0
+        async with self._queued_behind_a_refusal(
+            409, {"Retry-After": "30"}, every=True, max_pause=1.0
         ) as found:
-            report, sent_at, _ = found
+            report, sent_at, (throttled,) = found
         elapsed = time.monotonic() - started
 
         assert report["not_attempted"] == 6
         assert report.resume_at is not None
-        assert len(sent_at) <= 4
+        # The one sent before the answer came back goes; the next slot, 180 ms
+        # after it, is withdrawn.
+        assert len(sent_at) == 1
+        assert [at - throttled for at in sent_at if at > throttled] == []
         # Well short of the 30 s asked for, or of a second's pause held in the client.
         assert elapsed < 10
+
+    async def test_creates_queued_in_the_client_are_withdrawn_after_a_401(
+        self,
+    ) -> None:
+        """Credentials refused: the creates queued in the client are never sent."""
+        async with self._queued_behind_a_refusal(401, {}, every=True) as found:
+            report, sent_at, _ = found
+
+        assert report["failed"] == 1
+        assert report["not_attempted"] == 5
+        assert len(sent_at) == 1
+        assert all(
+            (o.message or "").startswith("not sent: POST ")
+            for o in report.outcomes
+            if o.kind is OutcomeKind.NOT_ATTEMPTED
+        )
 
     async def test_a_short_throttle_is_still_retried_by_the_client(
         self, fake_time: FakeTime, fake_api: FakeAPI
@@ -931,7 +957,12 @@ class TestStopping:
             )
         rest = [o for o in outcomes if o.kind is OutcomeKind.NOT_ATTEMPTED]
         assert rest
-        assert all(o.message == job.stop_reason for o in rest)
+        # A record never sent says so; one refused carries the reason alone.
+        assert {o.message for o in rest} <= {
+            job.stop_reason,
+            f"not sent: {job.stop_reason}",
+        }
+        assert any(o.message == f"not sent: {job.stop_reason}" for o in rest)
 
     async def test_quota_with_concurrency_lets_in_flight_creates_finish(self) -> None:
         """Creates already past the limiter finish; nothing new is sent after."""
@@ -1383,7 +1414,7 @@ class TestCancellation:
         assert "in flight" in (found["slow"].message or "")
         for name in held:
             assert found[name].kind is OutcomeKind.NOT_ATTEMPTED
-            assert found[name].message == "the job was cancelled"
+            assert found[name].message == "not sent: the job was cancelled"
         assert len(outcomes) == 5
         assert stored == ["fast"]
         assert requests == 2

@@ -217,7 +217,7 @@ class TestInterrupted:
 
         assert outcome.kind is expected
         if expected is OutcomeKind.NOT_ATTEMPTED:
-            assert outcome.message == "the job was cancelled"
+            assert outcome.message == "not sent: the job was cancelled"
         else:
             assert (
                 outcome.message

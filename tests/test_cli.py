@@ -374,7 +374,10 @@ class TestEndToEnd:
         assert done.returncode == 1
         outcomes = Counter(r["outcome"] for r in results(tmp_path / "in.results.jsonl"))
         assert outcomes == {"failed": 2, "not_attempted": 28}
-        assert "stopped early: stopped after 2 failed or unknown records" in done.stderr
+        assert (
+            "stopped early: reached the limit of 2 failed or unknown records"
+            in done.stderr
+        )
 
 
 # --- bad input files ---------------------------------------------------------------

@@ -50,7 +50,7 @@ from nexudus_async._errors import (
 from nexudus_async._limiter import RateLimits, Window
 from nexudus_async._models import ImportFileCreate, Token
 from nexudus_async._retry import RetryPolicy
-from nexudus_async._sending import Phase, SendState, send_state
+from nexudus_async._sending import CallWithdrawn, Phase, SendState, send_state
 from nexudus_async.emulator import Emulator, EmulatorConfig, Limits
 
 if TYPE_CHECKING:
@@ -1469,6 +1469,61 @@ def no_leak_warnings(loop: asyncio.AbstractEventLoop) -> Iterator[list[str]]:
         ]
     finally:
         loop.set_exception_handler(previous)
+
+
+class TestWithdrawn:
+    """A caller that withdraws what the client has not sent yet."""
+
+    async def test_a_withdrawn_create_held_by_the_limiter_never_leaves(
+        self, fake_time: FakeTime, fake_api: FakeAPI
+    ) -> None:
+        """Withdrawn while the limiter holds it: CallWithdrawn, and no request."""
+        fake_api.on("POST", ITEMS, Reply(json=OK))
+        started, go = asyncio.Event(), asyncio.Event()
+
+        async def sleep(seconds: float) -> None:
+            started.set()
+            await go.wait()
+            await fake_time.sleep(seconds)
+
+        state = SendState()
+        async with open_client(fake_time, sleep=sleep) as client:
+            client.limiter.pause(30.0)
+
+            async def create() -> None:
+                send_state.set(state)
+                await client.import_files.create(NEW)
+
+            task = asyncio.ensure_future(create())
+            await started.wait()
+            state.withdrawn = True
+            go.set()
+            with pytest.raises(CallWithdrawn):
+                await task
+        assert fake_api.requests == []
+        assert state.phase is Phase.WAITING
+
+    async def test_a_withdrawn_state_lets_nothing_more_leave(
+        self, fake_time: FakeTime, fake_api: FakeAPI
+    ) -> None:
+        """Calls made under a withdrawn state raise at once; untracked ones go on."""
+        fake_api.on("POST", ITEMS, Reply(json=OK))
+        fake_api.on("GET", f"{ITEMS}/1", Reply(json=RECORD))
+        state = SendState()
+        state.withdrawn = True
+        async with open_client(fake_time) as client:
+
+            async def calls() -> object:
+                send_state.set(state)
+                with pytest.raises(CallWithdrawn):
+                    await client.import_files.create(NEW)
+                # A read is not tracked: withdrawing creates leaves it alone.
+                return await client.import_files.get(1)
+
+            found = await calls()
+        assert found is not None
+        assert [r.method for r in fake_api.requests] == ["GET"]
+        assert "withdrawn" in repr(state)
 
 
 class TestNoLeaks:

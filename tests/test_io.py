@@ -427,7 +427,7 @@ class TestJsonl:
         assert first.payload is None
         assert first.line == 1
         assert first.problems == (
-            FieldProblem("Name", "given 2 times, as 'Name'", ["Spring", "Autumn"]),
+            FieldProblem("Name", "given twice, as 'Name'", ["Spring", "Autumn"]),
         )
         assert second.payload is not None
 
