@@ -40,7 +40,7 @@ from ._outbox import EMPTY, Outbox
 from ._outcomes import BulkReport, Outcome, OutcomeKind
 from ._progress import Progress, ProgressCallback, ProgressTracker
 from ._retry import caller_throttle_patience
-from ._sending import SendState, send_state
+from ._sending import WAITING, SendState, send_state
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -175,7 +175,8 @@ class BulkJob:
         self._resume_at: datetime | None = None
         self._failures = 0
         self._hook_failed = False
-        self._worker_scopes: set[anyio.CancelScope] = set()
+        # Each worker's cancel scope, with the state the client reports into.
+        self._worker_scopes: dict[anyio.CancelScope, SendState] = {}
         self._worker_states: list[SendState] = []
 
         self._position = 0
@@ -344,11 +345,18 @@ class BulkJob:
             return
         self._running = False
         # Creates the client still holds for the workers (behind the rate limiter,
-        # a token or a free connection) must not leave now: they end not
-        # attempted when the client lets go of them, rather than meet whatever
-        # stopped the job.
+        # a token or a free connection) must not leave now, to meet whatever
+        # stopped the job. Withdrawn, they cannot: the client checks just before
+        # sending. And a worker whose create waits in the client is cancelled, so
+        # as not to sit out its turn for nothing; nothing of it has left, so it
+        # ends not attempted. Should the client let go of it first, the
+        # withdrawal stops it, and the cancel lands on awaits that, the job
+        # having stopped, lead only to records not attempted.
         for state in self._worker_states:
             state.withdrawn = True
+        for scope, state in self._worker_scopes.items():
+            if state.in_call and state.phase is WAITING:
+                scope.cancel()
         # The first reason is the one every remaining record reports.
         self._stop_reason = reason
         self._resume_at = resume_at
@@ -395,7 +403,7 @@ class BulkJob:
                 # loop is written out here, not in a helper coroutine, because each
                 # await of a create resumes through every coroutine above it.
                 scope = anyio.CancelScope()
-                self._worker_scopes.add(scope)
+                self._worker_scopes[scope] = sending
                 try:
                     with scope:
                         while True:
@@ -427,7 +435,7 @@ class BulkJob:
                         self._record(attempt, settler.interrupted(attempt))
                     raise
                 finally:
-                    self._worker_scopes.discard(scope)
+                    del self._worker_scopes[scope]
 
                 # `cancel` stopped this worker: the record in hand ends interrupted,
                 # and the worker carries on, now marking every record not attempted.

@@ -352,10 +352,16 @@ class Settler:
         """The outcome of a record the job did not get to.
 
         Without a ``reason`` of the record's own, the message is why the job
-        stopped, said as what it is for this record: it was not sent.
+        stopped, said as what it is for this record: it was not sent, or not
+        sent again after a send that did not store it.
         """
         if reason is None:
-            reason = f"not sent: {self._job.stop_reason or 'the job stopped'}"
+            sent = a.sends
+            if sent and a.sending is not None and a.sending.phase is WAITING:
+                # The latest send never left the client.
+                sent -= 1
+            what = "not sent again" if sent else "not sent"
+            reason = f"{what}: {self._job.stop_reason or 'the job stopped'}"
             resume_at = self._job.resume_at
         return a.outcome(OutcomeKind.NOT_ATTEMPTED, message=reason, resume_at=resume_at)
 
@@ -421,13 +427,22 @@ class Settler:
                 sending = a.sending = send_state.get()
                 if sending is not None:
                     sending.phase = UNTRACKED
+                    sending.in_call = True
                 try:
                     result = await self._files.create(payload)
                 except Exception as exc:
+                    if sending is not None:
+                        sending.in_call = False
                     outcome = await self._after_error(a, payload, exc)
                     if outcome is not None:
                         return outcome
                     continue
+                except BaseException:
+                    if sending is not None:
+                        sending.in_call = False
+                    raise
+                if sending is not None:
+                    sending.in_call = False
                 a.unsure = False
 
                 new_id = result.id
@@ -602,6 +617,10 @@ class Settler:
             if spent is not None:
                 reason, resume_at = spent
                 self._job.halt(reason, resume_at)
+                if isinstance(exc, QuotaExhaustedError):
+                    # The client's own limiter refused it: nothing left.
+                    a.sends -= 1
+                    return self.not_attempted(a)
                 return self.not_attempted(a, reason, resume_at)
             assert isinstance(exc, ThrottledError)
             return self._throttled(a, exc)

@@ -197,8 +197,9 @@ def _add_create_parser(
         type=_at_least_one,
         default=DOCUMENTED_DAILY_WRITES,
         metavar="N",
-        help="writes a day this job may use, with --limits documented; lower it to"
-        " leave room for other integrations on the account (default: %(default)s)",
+        help="writes this run may use in any 24 hours, with --limits documented;"
+        " each run counts from zero. Lower it to leave room for other integrations"
+        " on the account (default: %(default)s)",
     )
     api.add_argument(
         "--concurrency",

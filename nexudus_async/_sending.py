@@ -74,13 +74,16 @@ class SendState:
         withdrawn: Set by the caller: from now on the client sends nothing more
             under this state. A call it still holds raises `CallWithdrawn` at
             the point it would have been sent; one already sent goes on.
+        in_call: Set by the caller while it awaits a tracked call, so that it
+            can tell a ``phase`` of the call in hand from one left by the last.
     """
 
-    __slots__ = ("phase", "withdrawn")
+    __slots__ = ("in_call", "phase", "withdrawn")
 
     def __init__(self) -> None:
         self.phase: Phase = UNTRACKED
         self.withdrawn = False
+        self.in_call = False
 
     def __repr__(self) -> str:
         withdrawn = ", withdrawn" if self.withdrawn else ""

@@ -777,11 +777,17 @@ class TestServerThrottleThroughTheClient:
     @staticmethod
     @contextlib.asynccontextmanager
     async def _queued_behind_a_refusal(
-        status: int, headers: Mapping[str, str], *, every: bool, **options: Any
+        status: int,
+        headers: Mapping[str, str],
+        *,
+        every: bool,
+        window: float = 0.3,
+        **options: Any,
     ) -> AsyncIterator[tuple[BulkReport, list[float], list[float]]]:
         """A job whose first create is refused while others queue in the client.
 
-        The limiter lets one create go every 300 ms and the server takes 120 ms
+        The limiter lets one create go every ``window`` seconds (300 ms) and the
+        server takes 120 ms
         to refuse the first, so by then the other workers' creates wait inside
         the client, past the job's own pause check. ``every`` refuses every
         create, not just the first. Yields the report, when each create reached
@@ -814,7 +820,7 @@ class TestServerThrottleThroughTheClient:
             NexudusClient(
                 auth=BearerAuth("static-token"),
                 base_url=str(server.make_url("")).rstrip("/"),
-                rate_limits=RateLimits((Window(1, 0.3),)),
+                rate_limits=RateLimits((Window(1, window),)),
                 retry=RetryPolicy(retry_after_max=0.05, jitter=0.0),
             ) as client,
         ):
@@ -872,6 +878,26 @@ class TestServerThrottleThroughTheClient:
             for o in report.outcomes
             if o.kind is OutcomeKind.NOT_ATTEMPTED
         )
+
+    async def test_a_stop_does_not_wait_for_the_creates_queued_in_the_client(
+        self,
+    ) -> None:
+        """Creates queued for their slot in the limiter end at once when the job stops.
+
+        Slots come every 2 s here: waiting for them only to withdraw the creates
+        would keep the job open for 6 s with nothing to send.
+        """
+        started = time.monotonic()
+        async with self._queued_behind_a_refusal(
+            401, {}, every=True, window=2.0
+        ) as found:
+            report, sent_at, _ = found
+        elapsed = time.monotonic() - started
+
+        assert report["failed"] == 1
+        assert report["not_attempted"] == 5
+        assert len(sent_at) == 1
+        assert elapsed < 1.5
 
     async def test_a_short_throttle_is_still_retried_by_the_client(
         self, fake_time: FakeTime, fake_api: FakeAPI
@@ -963,6 +989,20 @@ class TestStopping:
             f"not sent: {job.stop_reason}",
         }
         assert any(o.message == f"not sent: {job.stop_reason}" for o in rest)
+
+    async def test_a_record_sent_before_the_stop_says_not_sent_again(self) -> None:
+        """Refused in flight after the stop: "not sent again", unlike those never sent."""
+        files = FakeFiles(by_call={1: refused(), 2: refused()}, latency=0.01)
+
+        outcomes = await run(files, payloads(5), concurrency=2)
+
+        assert kinds(outcomes) == {"failed": 1, "not_attempted": 4}
+        messages = sorted(
+            (o.message or "").split(":")[0]
+            for o in outcomes
+            if o.kind is OutcomeKind.NOT_ATTEMPTED
+        )
+        assert messages == ["not sent", "not sent", "not sent", "not sent again"]
 
     async def test_quota_with_concurrency_lets_in_flight_creates_finish(self) -> None:
         """Creates already past the limiter finish; nothing new is sent after."""
