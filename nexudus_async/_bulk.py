@@ -357,6 +357,9 @@ class BulkJob:
         for scope, state in self._worker_scopes.items():
             if state.in_call and state.phase is WAITING:
                 scope.cancel()
+        # Those waiting out a server's pause before their next create go on at
+        # once, to find the job stopped.
+        self._settler.job_stopped()
         # The first reason is the one every remaining record reports.
         self._stop_reason = reason
         self._resume_at = resume_at

@@ -338,11 +338,19 @@ class Settler:
         self._claims = Claims(journal)
         self._paused_until = float("-inf")
         self._ever_paused = False
+        # Set when the job stops, to end a pause early; made with the first
+        # pause, since anyio makes an event only inside a running event loop.
+        self._stopped: anyio.Event | None = None
         self._unexpected_seen = False
 
     def close(self) -> None:
         """Release what the job's claims hold; the job has ended."""
         self._claims.close()
+
+    def job_stopped(self) -> None:
+        """Wake the workers waiting out a pause: there is nothing left to wait for."""
+        if self._stopped is not None:
+            self._stopped.set()
 
     # --- outcomes that need no request -------------------------------------------
 
@@ -677,9 +685,17 @@ class Settler:
 
     async def _wait_while_paused(self) -> None:
         # A deadline rather than an event: a later throttle may push it further out
-        # while this one waits, so it is read again after every sleep.
-        while (wait := self._paused_until - anyio.current_time()) > 0:  # noqa: ASYNC110
-            await anyio.sleep(wait)
+        # while this one waits, so it is read again after every wait. A stop of
+        # the job ends the wait: the record will not be sent.
+        if self._stopped is None:
+            self._stopped = anyio.Event()
+        stopped = self._stopped
+        while (
+            self._job.running
+            and (wait := self._paused_until - anyio.current_time()) > 0
+        ):
+            with anyio.move_on_after(wait):
+                await stopped.wait()
 
     async def _reconcile(
         self, a: Attempt, payload: ImportFileCreate, exc: Exception

@@ -613,6 +613,28 @@ class TestThrottle:
         assert max(at for _, at in creates) - throttled_at >= 0.5
         assert files.names("create").count("rec-0005") == 2
 
+    async def test_a_stop_ends_the_pause(self) -> None:
+        """Stopped during a 5 s pause, the job ends at once: nothing will be sent."""
+        files = FakeFiles({"rec-0000": [throttled(5.0)]})
+        outcomes: list[Outcome] = []
+
+        started = time.monotonic()
+        async with bulk_create(FakeClient(files), payloads(3), concurrency=1) as job:
+
+            async def stop_soon() -> None:
+                await anyio.sleep(0.2)
+                job.stop("stopped by the test")
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(stop_soon)
+                outcomes = [outcome async for outcome in job]
+        elapsed = time.monotonic() - started
+
+        assert kinds(outcomes) == {"not_attempted": 3}
+        assert files.creates == 1
+        assert {o.message for o in outcomes} == {"not sent: stopped by the test"}
+        assert elapsed < 2.0
+
     async def test_a_throttle_without_retry_after_uses_the_default_pause(self) -> None:
         """With no Retry-After, the job pauses for throttle_pause seconds."""
         files = FakeFiles({"rec-0000": [throttled(None)]})
