@@ -436,21 +436,19 @@ class Settler:
                 if sending is not None:
                     sending.phase = UNTRACKED
                     sending.in_call = True
+                failure: Exception | None = None
                 try:
                     result = await self._files.create(payload)
                 except Exception as exc:
+                    failure = exc
+                finally:
                     if sending is not None:
                         sending.in_call = False
-                    outcome = await self._after_error(a, payload, exc)
+                if failure is not None:
+                    outcome = await self._after_error(a, payload, failure)
                     if outcome is not None:
                         return outcome
                     continue
-                except BaseException:
-                    if sending is not None:
-                        sending.in_call = False
-                    raise
-                if sending is not None:
-                    sending.in_call = False
                 a.unsure = False
 
                 new_id = result.id

@@ -382,9 +382,9 @@ class NexudusClient:
         """Pause every request for a throttle the caller will sit out itself."""
         wait = error.retry_after
         if wait is None or wait > patience:
-            # A caller that will stop rather than wait is better served by the
-            # requests already queued here coming back refused at once than by
-            # their sitting out a wait nobody is going to use.
+            # The caller will stop rather than wait, and withdraws what it has
+            # queued here: a pause would only keep those creates waiting for a
+            # turn nobody is going to use.
             return
         logger.info("throttled: holding every request for %.2fs", wait)
         self._limiter.pause(wait)

@@ -23,7 +23,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -632,7 +632,11 @@ class TestCredentials:
 
 
 def _start(
-    emulator: Emulator, source: Path, cwd: Path, *args: str
+    emulator: Emulator,
+    source: Path,
+    cwd: Path,
+    *args: str,
+    preexec_fn: Callable[[], object] | None = None,
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         _command(
@@ -651,6 +655,7 @@ def _start(
         stderr=subprocess.PIPE,
         text=True,
         encoding="utf-8",
+        preexec_fn=preexec_fn,
     )
 
 
@@ -924,8 +929,8 @@ class TestClosedOutput:
     @pytest.mark.parametrize(
         ("args", "expected"),
         [
-            (("-o", "-"), b"cannot write the results to -: "),
-            (("--dry-run",), b"the dry run has no place to write its report"),
+            (("-o", "-"), "cannot write the results to -: "),
+            (("--dry-run",), "the dry run has no place to write its report"),
         ],
         ids=["results", "dry-run"],
     )
@@ -934,34 +939,19 @@ class TestClosedOutput:
         emulator: Emulator,
         tmp_path: Path,
         args: tuple[str, ...],
-        expected: bytes,
+        expected: str,
     ) -> None:
         """Descriptor 1 closed, and stdout wanted: exit 2, one message, nothing sent."""
         source = write_csv(tmp_path / "in.csv", rows_named(3))
-        job = subprocess.Popen(
-            _command(
-                "create",
-                str(source),
-                *args,
-                "--base-url",
-                emulator.base_url,
-                "--limits",
-                "off",
-            ),
-            cwd=tmp_path,
-            env=_login(),
-            stdin=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            # Closed in the child only, after the standard streams are set up.
-            preexec_fn=lambda: os.close(1),
-        )
+        # Closed in the child only, after the standard streams are set up.
+        job = _start(emulator, source, tmp_path, *args, preexec_fn=lambda: os.close(1))
         _, err = job.communicate(timeout=45)
 
         assert job.returncode == 2, err
-        assert b"Traceback" not in err
-        assert err.count(b"error:") == 1
+        assert "Traceback" not in err
+        assert err.count("error:") == 1
         assert expected in err
-        assert b"standard output is closed" in err
+        assert "standard output is closed" in err
         assert emulator.stats.writes == 0
 
     @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
